@@ -1,0 +1,1 @@
+"""Thin ROS 2 layer around :class:`minelisa_training.engine.SegmentationEngine`."""

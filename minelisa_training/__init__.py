@@ -1,0 +1,3 @@
+"""MineLISA model, MUSeg data pipeline, training and evaluation (no ROS imports)."""
+
+__version__ = "0.1.0"
