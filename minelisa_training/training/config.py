@@ -1,0 +1,242 @@
+"""The training recipe: nested dataclasses read from YAML, with dotted command-line overrides.
+
+Shipped recipes live in ``minelisa_training/configs/`` (``museg_lisa7b.yaml`` is the
+paper's; ``tiny_cpu.yaml`` runs on a laptop CPU). Every key is checked: a key the
+recipe does not know is an error that names it, so a typo never silently trains
+with a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe file or override that cannot be used, with the offending key."""
+
+
+@dataclass
+class ModelSection:
+    path: str | None = None  # LISA-format dir or exported bundle (see checkpoint.load_model)
+    vision_tower: str | None = None  # local CLIP dir when the model's config names a hub id
+
+
+@dataclass
+class DataSection:
+    root: str | None = None  # raw MUSeg layout (real or `minelisa synth`)
+    split: str = "official"  # official | group | mine (see museg.read_split)
+    val_ratio: float = 0.2  # for split=group
+    held_out_mines: list[str] = field(default_factory=list)  # for split=mine
+    split_seed: int = 0
+    negative_ratio: float = 0.0  # share of extra samples naming an absent class (empty target)
+    augment: bool = True  # mine-style photometric augmentation on training images
+    max_train_samples: int | None = None
+    max_val_samples: int | None = None
+    num_workers: int = 0
+
+
+@dataclass
+class TrainableSection:
+    """What receives gradients. The paper: LoRA + mask decoder + [SEG] head (+ new token rows)."""
+
+    lora: bool = True
+    mask_decoder: bool = True
+    text_hidden_fcs: bool = True
+    new_token_rows: bool = True  # embedding and lm_head rows of tokens added to the base vocabulary
+    # Not in the paper's recipe; used by the demo's base-training stage of a random tiny model.
+    language_model: bool = False
+    mm_projector: bool = False
+    sam_image_encoder: bool = False
+    sam_prompt_encoder: bool = False
+
+
+@dataclass
+class LoraSection:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class LossSection:
+    ce: float = 0.5
+    dice: float = 1.5
+    bce: float = 1.0
+    dice_eps: float = 1.0
+
+
+@dataclass
+class OptimSection:
+    lr: float = 3e-5
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr: float = 0.0  # linear decay from lr to min_lr after warm-up
+    grad_clip: float = 1.0
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 20
+    max_steps: int | None = None  # stop early (smoke runs, the demo)
+    batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    seed: int = 42
+
+
+@dataclass
+class RuntimeSection:
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp16"  # fp16 | bf16 | fp32 (CPU runs use fp32 or bf16)
+    zero_stage: int = 2
+    gradient_checkpointing: bool = True
+    cache_image_embeddings: bool = False  # frozen encoders + no augmentation: encode each image once
+    log_every: int = 10
+    save_every_steps: int = 500
+    keep_checkpoints: int = 2
+    validate_every_epochs: int = 1
+    progress: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    trainable: TrainableSection = field(default_factory=TrainableSection)
+    lora: LoraSection = field(default_factory=LoraSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Checks values that no type annotation can express."""
+        checks = [
+            (self.runtime.precision in ("fp16", "bf16", "fp32"), "runtime.precision must be fp16, bf16 or fp32"),
+            (self.runtime.device in ("auto", "cpu", "cuda"), "runtime.device must be auto, cpu or cuda"),
+            (self.runtime.zero_stage in (0, 1, 2), "runtime.zero_stage must be 0, 1 or 2"),
+            (self.data.split in ("official", "group", "mine"), "data.split must be official, group or mine"),
+            (self.train.batch_size >= 1, "train.batch_size must be >= 1"),
+            (self.train.epochs >= 1, "train.epochs must be >= 1"),
+            (self.train.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1"),
+            (self.optim.lr > 0, "optim.lr must be > 0"),
+            (len(self.optim.betas) == 2, "optim.betas needs two values"),
+            (self.lora.r >= 1, "lora.r must be >= 1"),
+            (0.0 <= self.data.negative_ratio <= 1.0, "data.negative_ratio must be in [0, 1]"),
+            (self.runtime.keep_checkpoints >= 1, "runtime.keep_checkpoints must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        if not any(dataclasses.asdict(self.trainable).values()):
+            raise ConfigError("trainable: nothing is trainable")
+
+
+SHIPPED_DIR = "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the recipes shipped with the package (without .yaml)."""
+    folder = resources.files("minelisa_training").joinpath(SHIPPED_DIR)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A file path, or the name of a shipped recipe (``tiny_cpu``, ``museg_lisa7b``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = resources.files("minelisa_training").joinpath(SHIPPED_DIR, f"{path.stem}.yaml")
+    if path.suffix in ("", ".yaml") and path.parent == Path(".") and shipped.is_file():
+        return Path(str(shipped))
+    raise ConfigError(f"config {name_or_path!r} is neither a file nor a shipped recipe ({', '.join(shipped_configs())})")
+
+
+def load_config(name_or_path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Reads a recipe (or the defaults), applies ``section.key=value`` overrides, validates."""
+    data: dict[str, Any] = {}
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    for item in overrides:
+        _apply_override(data, item)
+    config = _build(TrainConfig, data, prefix="")
+    config.validate()
+    return config
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+        node = child
+    # YAML parsing gives numbers, booleans, null and [lists] their natural types.
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(names)})"
+            raise ConfigError(f"unknown config key {prefix}{key}{hint}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        kwargs[name] = _coerce(hints[name], data[name], f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.")
+    args = get_args(hint)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{key} must not be null")
+    if type(None) in args:  # Optional[X] -> X
+        hint = next(a for a in args if a is not type(None))
+    if get_origin(hint) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        (item_type,) = get_args(hint)
+        return [_coerce(item_type, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # PyYAML reads 3e-5 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # mine ids like 01 read as numbers
+    if hint in (int, bool, str) and type(value) is hint:
+        return value
+    raise ConfigError(f"{key} must be {getattr(hint, '__name__', hint)}, got {value!r}")
