@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "torch>=2.3",
     "torchvision>=0.18",  # segment-anything imports it at package import
-    "transformers>=4.45,<6",
+    "transformers>=5.0,<6",  # the KV cache argument is `cache` from 5.0 on
     "peft>=0.13",
     "segment-anything>=1.0",
     "deepspeed>=0.15",

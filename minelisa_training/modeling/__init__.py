@@ -1,0 +1,1 @@
+"""MineLISA network modules."""

@@ -1,0 +1,85 @@
+"""The two image views the model sees, and the way back to the original pixels.
+
+SAM view: resize the longest side to 1024 with PIL bilinear (as SAM's
+`ResizeLongestSide`), normalise with SAM's pixel statistics, zero-pad bottom and
+right to a square. CLIP view: bicubic resize of the shortest side to 224, centre
+crop, CLIP normalisation (as `CLIPImageProcessor`). Training and inference both
+call these functions, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class InvalidInputError(ValueError):
+    """A request the engine refuses, with a message that says exactly why."""
+
+
+def check_rgb_image(image: object) -> np.ndarray:
+    if not isinstance(image, np.ndarray):
+        raise InvalidInputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise InvalidInputError(f"image dtype must be uint8, got {image.dtype}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidInputError(f"image must be RGB with shape (H, W, 3), got shape {tuple(image.shape)}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InvalidInputError(f"image is empty: shape {tuple(image.shape)}")
+    return image
+
+
+def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """Shape after scaling the longest side to `long_side` (SAM's rounding)."""
+    scale = long_side / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+@dataclass(frozen=True)
+class SamView:
+    pixels: torch.Tensor  # [3, S, S] float32, normalised and padded
+    input_size: tuple[int, int]  # (h, w) of the resized image inside the padded square
+    original_size: tuple[int, int]  # (H, W) of the caller's image
+
+
+def sam_view(image: np.ndarray, size: int = 1024) -> SamView:
+    h, w = image.shape[:2]
+    nh, nw = resized_shape(h, w, size)
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+    x = torch.from_numpy(resized.astype(np.float32)).permute(2, 0, 1)
+    x = (x - torch.tensor(SAM_PIXEL_MEAN).view(3, 1, 1)) / torch.tensor(SAM_PIXEL_STD).view(3, 1, 1)
+    padded = torch.zeros(3, size, size, dtype=torch.float32)
+    padded[:, :nh, :nw] = x
+    return SamView(padded, (nh, nw), (h, w))
+
+
+def clip_view(image: np.ndarray, size: int = 224) -> torch.Tensor:
+    """[3, size, size] float32, pixel-identical to `CLIPImageProcessor` with PIL."""
+    h, w = image.shape[:2]
+    short, long = (h, w) if h <= w else (w, h)
+    new_long = int(size * long / short)
+    nh, nw = (size, new_long) if h <= w else (new_long, size)
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    crop = resized[top : top + size, left : left + size].astype(np.float32) / 255.0
+    x = torch.from_numpy(crop).permute(2, 0, 1)
+    return (x - torch.tensor(CLIP_MEAN).view(3, 1, 1)) / torch.tensor(CLIP_STD).view(3, 1, 1)
+
+
+def mask_to_sam_frame(mask: np.ndarray, size: int = 1024) -> np.ndarray:
+    """A mask in original coordinates placed where the SAM view puts its pixels
+    (float in [0, 1], resized bilinearly, zero padding). Used for training targets
+    at SAM resolution and to test the back-projection."""
+    h, w = mask.shape
+    nh, nw = resized_shape(h, w, size)
+    resized = np.asarray(Image.fromarray(mask.astype(np.float32)).resize((nw, nh), Image.BILINEAR))
+    out = np.zeros((size, size), dtype=np.float32)
+    out[:nh, :nw] = resized
+    return out
