@@ -75,3 +75,15 @@ def test_loss_rejects_mismatched_masks() -> None:
         SegmentationLoss()(torch.tensor(0.0), [torch.zeros(1, 2, 2)], [torch.zeros(1, 3, 3)])
     with pytest.raises(ValueError, match="ground-truth sets"):
         SegmentationLoss()(torch.tensor(0.0), [torch.zeros(1, 2, 2)], [])
+
+
+def test_ignored_pixels_do_not_count() -> None:
+    logits, target = _example()
+    # Append a column of confidently wrong pixels and mark them ignored (MUSeg label 255).
+    wrong = torch.cat([logits, torch.full((1, 2, 1), 30.0)], dim=2)
+    wrong_target = torch.cat([target, torch.zeros(1, 2, 1)], dim=2)
+    valid = torch.ones_like(wrong_target, dtype=torch.bool)
+    valid[..., 2] = False
+    assert dice_loss(wrong, wrong_target, 1.0, valid).item() == pytest.approx(5 / 33, abs=1e-6)
+    assert sigmoid_bce_loss(wrong, wrong_target, valid).item() == pytest.approx(math.log(8 / 3) / 2, abs=1e-6)
+    assert sigmoid_bce_loss(wrong, wrong_target).item() > 1.0  # without the ignore mask they dominate

@@ -30,12 +30,14 @@ class ModelSection:
 @dataclass
 class DataSection:
     root: str | None = None  # raw MUSeg layout (real or `minelisa synth`)
-    split: str = "official"  # official | group | mine (see museg.read_split)
-    val_ratio: float = 0.2  # for split=group
-    held_out_mines: list[str] = field(default_factory=list)  # for split=mine
+    classes: str | None = None  # class order: null/A (documentation), B (MineLISA code) or a file
+    split: str = "official"  # official (Experiment/ files) | groups (capture-group disjoint) | mines
+    val_fraction: float = 0.2  # for split=groups
+    val_mines: list[str] = field(default_factory=list)  # for split=mines
     split_seed: int = 0
-    negative_ratio: float = 0.0  # share of extra samples naming an absent class (empty target)
-    augment: bool = True  # mine-style photometric augmentation on training images
+    templates: list[str] = field(default_factory=lambda: ["Please segment the {class_name} in this image."])
+    negative_fraction: float = 0.0  # extra samples naming an absent class (empty target)
+    augment: bool = True  # mine-style photometric augmentation of training images
     max_train_samples: int | None = None
     max_val_samples: int | None = None
     num_workers: int = 0
@@ -125,14 +127,14 @@ class TrainConfig:
             (self.runtime.precision in ("fp16", "bf16", "fp32"), "runtime.precision must be fp16, bf16 or fp32"),
             (self.runtime.device in ("auto", "cpu", "cuda"), "runtime.device must be auto, cpu or cuda"),
             (self.runtime.zero_stage in (0, 1, 2), "runtime.zero_stage must be 0, 1 or 2"),
-            (self.data.split in ("official", "group", "mine"), "data.split must be official, group or mine"),
+            (self.data.split in ("official", "groups", "mines"), "data.split must be official, groups or mines"),
             (self.train.batch_size >= 1, "train.batch_size must be >= 1"),
             (self.train.epochs >= 1, "train.epochs must be >= 1"),
             (self.train.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1"),
             (self.optim.lr > 0, "optim.lr must be > 0"),
             (len(self.optim.betas) == 2, "optim.betas needs two values"),
             (self.lora.r >= 1, "lora.r must be >= 1"),
-            (0.0 <= self.data.negative_ratio <= 1.0, "data.negative_ratio must be in [0, 1]"),
+            (0.0 <= self.data.negative_fraction <= 1.0, "data.negative_fraction must be in [0, 1]"),
             (self.runtime.keep_checkpoints >= 1, "runtime.keep_checkpoints must be >= 1"),
         ]
         for ok, message in checks:

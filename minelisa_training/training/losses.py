@@ -15,24 +15,33 @@ import torch
 import torch.nn.functional as F
 
 
-def dice_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+def dice_loss(
+    logits: torch.Tensor, targets: torch.Tensor, eps: float = 1.0, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-mask Dice loss ``1 - (2 sum(p g) + eps) / (sum(p^2) + sum(g^2) + eps)``.
 
     ``logits`` and ``targets`` are ``[k, H, W]``; returns ``[k]``. ``eps`` keeps the
     loss defined for an empty target and makes an empty prediction on an empty target
-    cost exactly 0 (the no-target rule of the metrics).
+    cost exactly 0 (the no-target rule of the metrics). Pixels where ``valid`` is
+    False (MUSeg's ignore value) are left out.
     """
     p = logits.float().sigmoid().flatten(1)
     g = targets.float().flatten(1)
+    if valid is not None:
+        v = valid.float().flatten(1)
+        p, g = p * v, g * v
     numerator = 2.0 * (p * g).sum(-1) + eps
     denominator = (p * p).sum(-1) + (g * g).sum(-1) + eps
     return 1.0 - numerator / denominator
 
 
-def sigmoid_bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-mask binary cross-entropy, mean over pixels. ``[k, H, W]`` -> ``[k]``."""
-    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
-    return loss.flatten(1).mean(-1)
+def sigmoid_bce_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-mask binary cross-entropy, mean over the (valid) pixels. ``[k, H, W]`` -> ``[k]``."""
+    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none").flatten(1)
+    if valid is None:
+        return loss.mean(-1)
+    v = valid.float().flatten(1)
+    return (loss * v).sum(-1) / v.sum(-1).clamp(min=1.0)
 
 
 @dataclass(frozen=True)
@@ -69,15 +78,17 @@ class SegmentationLoss:
         ce: torch.Tensor,
         mask_logits: Sequence[torch.Tensor],
         gt_masks: Sequence[torch.Tensor],
+        valid_masks: Sequence[torch.Tensor | None] | None = None,
     ) -> LossTerms:
         if len(mask_logits) != len(gt_masks):
             raise ValueError(f"{len(mask_logits)} predicted mask sets but {len(gt_masks)} ground-truth sets")
+        valid_masks = valid_masks if valid_masks is not None else [None] * len(gt_masks)
         dice_terms, bce_terms = [], []
-        for pred, gt in zip(mask_logits, gt_masks):
+        for pred, gt, valid in zip(mask_logits, gt_masks, valid_masks):
             if pred.shape != gt.shape:
                 raise ValueError(f"mask logits {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape")
-            dice_terms.append(dice_loss(pred, gt, self.dice_eps))
-            bce_terms.append(sigmoid_bce_loss(pred, gt))
+            dice_terms.append(dice_loss(pred, gt, self.dice_eps, valid))
+            bce_terms.append(sigmoid_bce_loss(pred, gt, valid))
         if not dice_terms:
             raise ValueError("a training batch needs at least one [SEG] mask")
         dice = torch.cat(dice_terms).mean()

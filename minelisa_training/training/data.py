@@ -1,0 +1,166 @@
+"""From (image, instruction, mask) examples to model batches.
+
+Both image views come from ``transforms`` (the engine's own preprocessing) and the
+token ids from ``prompts.encode_conversation``, so training sees exactly what
+inference sees. Labels keep only the answer (``[SEG].`` and ``</s>``): the system
+line, the user turn and the image tokens are ``-100`` and cost nothing in the CE.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..modeling.lisa import ModelInputs
+from ..prompts import DEFAULT_ANSWER, IGNORE_INDEX, encode_conversation
+from ..tokenization import LisaTokenizer
+from ..transforms import clip_view, sam_view
+
+
+@dataclass
+class Example:
+    """One instruction about one image, with its ground-truth mask at the original size."""
+
+    key: str  # identifies the image (embedding cache key); several examples may share it
+    image: np.ndarray  # RGB uint8 [H, W, 3]
+    instruction: str
+    mask: np.ndarray  # bool [H, W]; empty for a no-target sample
+    ignore: np.ndarray | None = None  # bool [H, W]: pixels left out of the loss (label 255)
+    class_id: int = -1
+
+
+@dataclass
+class EncodedExample:
+    key: str
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    clip_pixels: torch.Tensor
+    sam_pixels: torch.Tensor
+    input_size: tuple[int, int]
+    original_size: tuple[int, int]
+    mask: torch.Tensor  # float [1, H, W]
+    valid: torch.Tensor | None  # bool [1, H, W], None when every pixel counts
+    class_id: int
+
+
+@dataclass
+class TrainBatch:
+    inputs: ModelInputs
+    gt_masks: list[torch.Tensor]  # per prompt [1, H, W]
+    valid_masks: list[torch.Tensor | None]  # per prompt [1, H, W] or None
+    keys: list[str]  # per image
+    class_ids: list[int]
+
+    def to(self, device: torch.device | str) -> "TrainBatch":
+        fields = {}
+        for name in ("input_ids", "attention_mask", "image_index", "labels", "clip_pixels", "sam_pixels"):
+            value = getattr(self.inputs, name)
+            fields[name] = value.to(device) if value is not None else None
+        inputs = ModelInputs(
+            input_sizes=self.inputs.input_sizes,
+            original_sizes=self.inputs.original_sizes,
+            image_tokens=self.inputs.image_tokens,
+            sam_embeddings=self.inputs.sam_embeddings,
+            **fields,
+        )
+        valid = [v.to(device) if v is not None else None for v in self.valid_masks]
+        return TrainBatch(inputs, [m.to(device) for m in self.gt_masks], valid, self.keys, self.class_ids)
+
+
+class ExampleEncoder:
+    """Tokenises the conversation and builds both image views for one example."""
+
+    def __init__(self, tokenizer: LisaTokenizer, use_im_start_end: bool, sam_size: int, answer: str = DEFAULT_ANSWER) -> None:
+        self.tokenizer = tokenizer
+        self.use_im_start_end = use_im_start_end
+        self.sam_size = sam_size
+        self.answer = answer
+
+    def __call__(self, example: Example) -> EncodedExample:
+        if example.mask.shape != example.image.shape[:2]:
+            raise ValueError(f"{example.key}: mask {example.mask.shape} and image {example.image.shape[:2]} differ in size")
+        input_ids, labels = encode_conversation(self.tokenizer, example.instruction, self.answer, self.use_im_start_end)
+        view = sam_view(example.image, self.sam_size)
+        return EncodedExample(
+            key=example.key,
+            input_ids=input_ids,
+            labels=labels,
+            clip_pixels=clip_view(example.image),
+            sam_pixels=view.pixels,
+            input_size=view.input_size,
+            original_size=view.original_size,
+            mask=torch.from_numpy(np.ascontiguousarray(example.mask, dtype=np.float32))[None],
+            valid=None if example.ignore is None or not example.ignore.any() else torch.from_numpy(~example.ignore)[None],
+            class_id=example.class_id,
+        )
+
+
+def collate(examples: Sequence[EncodedExample], pad_id: int) -> TrainBatch:
+    """Right-pads token ids; every example brings its own image (batch 1 in the paper)."""
+    if not examples:
+        raise ValueError("cannot collate an empty batch")
+    length = max(e.input_ids.numel() for e in examples)
+    n = len(examples)
+    input_ids = torch.full((n, length), pad_id, dtype=torch.long)
+    labels = torch.full((n, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((n, length), dtype=torch.long)
+    for i, e in enumerate(examples):
+        t = e.input_ids.numel()
+        input_ids[i, :t] = e.input_ids
+        labels[i, :t] = e.labels
+        attention[i, :t] = 1
+    inputs = ModelInputs(
+        input_ids=input_ids,
+        attention_mask=attention,
+        image_index=torch.arange(n),
+        input_sizes=[e.input_size for e in examples],
+        original_sizes=[e.original_size for e in examples],
+        clip_pixels=torch.stack([e.clip_pixels for e in examples]),
+        sam_pixels=torch.stack([e.sam_pixels for e in examples]),
+        labels=labels,
+    )
+    return TrainBatch(
+        inputs, [e.mask for e in examples], [e.valid for e in examples], [e.key for e in examples], [e.class_id for e in examples]
+    )
+
+
+class EmbeddingCache:
+    """SAM image embeddings and CLIP image tokens per image, for frozen encoders.
+
+    Valid only while the encoders (and mm_projector) are frozen and the images are
+    not augmented: then every epoch would compute the same tensors again.
+    """
+
+    def __init__(self, cache_sam: bool, cache_clip: bool) -> None:
+        self.cache_sam = cache_sam
+        self.cache_clip = cache_clip
+        self._sam: dict[str, torch.Tensor] = {}
+        self._clip: dict[str, torch.Tensor] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.cache_sam or self.cache_clip
+
+    @torch.no_grad()
+    def fill(self, model: torch.nn.Module, batch: TrainBatch) -> TrainBatch:
+        """Replaces pixels by cached (or freshly computed) encoder outputs."""
+        inputs = batch.inputs
+        if self.cache_sam:
+            inputs.sam_embeddings = torch.cat(
+                [self._get(self._sam, key, lambda i=i: model.encode_sam(inputs.sam_pixels[i : i + 1])) for i, key in enumerate(batch.keys)]
+            )
+            inputs.sam_pixels = None
+        if self.cache_clip:
+            inputs.image_tokens = torch.cat(
+                [self._get(self._clip, key, lambda i=i: model.encode_clip(inputs.clip_pixels[i : i + 1])) for i, key in enumerate(batch.keys)]
+            )
+            inputs.clip_pixels = None
+        return batch
+
+    @staticmethod
+    def _get(store: dict[str, torch.Tensor], key: str, compute) -> torch.Tensor:
+        if key not in store:
+            store[key] = compute().detach()
+        return store[key]
