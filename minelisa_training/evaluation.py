@@ -1,0 +1,269 @@
+"""Evaluation on MUSeg-layout data: run an engine, or score masks from any system.
+
+Both paths share one scoring loop, so ``minelisa eval`` and ``minelisa score`` give
+identical numbers for identical masks:
+
+- ``evaluate(engine, samples, ...)`` encodes each image once (``engine.set_image``),
+  answers all of that image's instructions (``engine.predict``; every instruction is
+  decoded on its own, so this equals batch-1 inference) and writes each predicted
+  mask as ``<masks_dir>/<image id>__<class id>.png`` (0/255).
+- ``score_masks(pred_dir, samples, ...)`` reads masks with those names. A missing
+  file counts as an empty mask and is listed in the report.
+
+The report is a JSON-ready dict with ``giou``, ``ciou``, ``n_samples``, ``per_class``
+(name -> ``iou``, ``giou``, ``n``), skipped files, timing and one row per sample.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from . import museg
+from .metrics import IoUAccumulator, score_pair
+
+
+def mask_path(directory: str | Path, sample: museg.Sample) -> Path:
+    return Path(directory) / f"{sample.key}.png"
+
+
+def write_mask(path: str | Path, mask: np.ndarray) -> None:
+    """A bool mask as a 0/255 one-channel PNG."""
+    ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
+    if not ok:
+        raise OSError(f"could not encode {path}")
+    Path(path).write_bytes(buf.tobytes())
+
+
+def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
+    """A predicted mask: 0/255 PNG (0/1 files are accepted too), foreground > 127
+    (> 0 when the file's maximum is 1). Raises ``SampleLoadError`` if unreadable or
+    of the wrong size."""
+    path = Path(path)
+    arr = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if arr is None:
+        raise museg.SampleLoadError(f"{path}: unreadable mask")
+    if arr.shape != tuple(shape):
+        raise museg.SampleLoadError(
+            f"{path}: mask size {arr.shape[1]}x{arr.shape[0]} differs from the image's {shape[1]}x{shape[0]}"
+        )
+    return arr > (0 if arr.max(initial=0) == 1 else 127)
+
+
+def group_by_image(samples: Sequence[museg.Sample]) -> list[tuple[museg.ImageRecord, list[museg.Sample]]]:
+    """Runs of consecutive samples of the same image (``expand_samples`` keeps them together)."""
+    return [(rec, list(run)) for rec, run in itertools.groupby(samples, key=lambda s: s.record)]
+
+
+class _Scorer:
+    """Per-sample scoring shared by ``evaluate`` and ``score_masks``."""
+
+    def __init__(self, class_map: museg.ClassMap) -> None:
+        self.class_map = class_map
+        self.acc = IoUAccumulator(class_map.names)
+        self.rows: list[dict] = []
+
+    def add(self, sample: museg.Sample, pred: np.ndarray, label: np.ndarray) -> float:
+        gt, ignore = museg.target_masks(label, sample.class_id, self.class_map)
+        inter, union, gt_empty = score_pair(pred, gt, ignore)
+        self.acc.add_counts(inter, union, sample.class_id, gt_empty)
+        iou = 1.0 if union == 0 else inter / union
+        self.rows.append({
+            "key": sample.key, "image_id": sample.image_id, "class_id": sample.class_id,
+            "class_name": sample.class_name, "instruction": sample.instruction, "negative": sample.negative,
+            "iou": iou, "intersection": inter, "union": union,
+        })
+        return iou
+
+    def report(self, **extra) -> dict:
+        out = self.acc.summary()
+        out.update(extra)
+        out["samples"] = self.rows
+        return out
+
+
+def _load_label_checked(record: museg.ImageRecord, shape: tuple[int, int] | None) -> np.ndarray:
+    label = museg.load_label(record.label_path)
+    if shape is not None and label.shape != shape:
+        raise museg.SampleLoadError(
+            f"{record.label_path}: label size {label.shape[1]}x{label.shape[0]} differs from "
+            f"image size {shape[1]}x{shape[0]}"
+        )
+    return label
+
+
+def evaluate(
+    engine,
+    samples: Sequence[museg.Sample],
+    class_map: museg.ClassMap = museg.ORDER_A,
+    *,
+    masks_dir: str | Path | None = None,
+    overlays_dir: str | Path | None = None,
+    progress: bool = True,
+    skipped: museg.SkipLog | None = None,
+) -> dict:
+    """Run ``engine`` (a ``SegmentationEngine``) over ``samples`` and score them.
+
+    Images that cannot be read are skipped and listed under ``skipped``.
+    """
+    from tqdm import tqdm
+
+    skipped = skipped if skipped is not None else museg.SkipLog()
+    scorer = _Scorer(class_map)
+    for d in (masks_dir, overlays_dir):
+        if d is not None:
+            Path(d).mkdir(parents=True, exist_ok=True)
+    engine_ms: dict[str, float] = {}
+    n_images = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(samples), desc="evaluating", unit="sample", disable=not progress)
+    for record, group in group_by_image(samples):
+        try:
+            image = museg.load_image(record.image_path)
+            label = _load_label_checked(record, image.shape[:2])
+        except museg.SampleLoadError as exc:
+            skipped.add(record.image_path, str(exc))
+            bar.update(len(group))
+            continue
+        engine.set_image(image)
+        results = engine.predict([s.instruction for s in group])
+        n_images += 1
+        for sample, result in zip(group, results):
+            pred = np.asarray(result.mask, dtype=bool)
+            if pred.shape != label.shape:
+                raise RuntimeError(f"engine returned a {pred.shape} mask for a {label.shape} image ({sample.key})")
+            iou = scorer.add(sample, pred, label)
+            for k, v in (result.timings or {}).items():
+                engine_ms[k] = engine_ms.get(k, 0.0) + float(v)
+            if masks_dir is not None:
+                write_mask(mask_path(masks_dir, sample), pred)
+            if overlays_dir is not None:
+                gt, _ = museg.target_masks(label, sample.class_id, class_map)
+                cv2.imwrite(str(Path(overlays_dir) / f"{sample.key}.jpg"),
+                            overlay(image, gt, pred, f"{sample.instruction}  IoU {iou:.2f}")[..., ::-1])
+        bar.update(len(group))
+        bar.set_postfix(giou=f"{np.mean(scorer.acc.ious()):.3f}" if len(scorer.acc) else "-")
+    bar.close()
+    total = time.perf_counter() - start
+    n = len(scorer.acc)
+    timing = {
+        "total_s": total,
+        "n_images": n_images,
+        "per_image_ms": 1000.0 * total / n_images if n_images else math.nan,
+        "per_sample_ms": 1000.0 * total / n if n else math.nan,
+        "engine_mean_ms": {k: v / n for k, v in engine_ms.items()} if n else {},
+    }
+    return scorer.report(
+        timing=timing, skipped=skipped.as_dict(),
+        masks_dir=str(masks_dir) if masks_dir is not None else None,
+    )
+
+
+def score_masks(
+    pred_dir: str | Path,
+    samples: Sequence[museg.Sample],
+    class_map: museg.ClassMap = museg.ORDER_A,
+    *,
+    progress: bool = True,
+    skipped: museg.SkipLog | None = None,
+) -> dict:
+    """Score ``<pred_dir>/<image id>__<class id>.png`` masks against the label maps.
+
+    A missing or unreadable mask counts as an empty prediction and is listed under
+    ``missing_predictions`` / ``unreadable_predictions``. Images whose label map
+    cannot be read are skipped (listed under ``skipped``).
+    """
+    from tqdm import tqdm
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
+    skipped = skipped if skipped is not None else museg.SkipLog()
+    scorer = _Scorer(class_map)
+    missing: list[str] = []
+    unreadable: list[dict[str, str]] = []
+    start = time.perf_counter()
+    bar = tqdm(total=len(samples), desc="scoring", unit="mask", disable=not progress)
+    for record, group in group_by_image(samples):
+        try:
+            label = _load_label_checked(record, None)
+        except museg.SampleLoadError as exc:
+            skipped.add(record.label_path, str(exc))
+            bar.update(len(group))
+            continue
+        for sample in group:
+            path = mask_path(pred_dir, sample)
+            pred = np.zeros(label.shape, dtype=bool)
+            if not path.is_file():
+                missing.append(sample.key)
+            else:
+                try:
+                    pred = read_mask(path, label.shape)
+                except museg.SampleLoadError as exc:
+                    unreadable.append({"path": str(path), "reason": str(exc)})
+            scorer.add(sample, pred, label)
+        bar.update(len(group))
+    bar.close()
+    return scorer.report(
+        timing={"total_s": time.perf_counter() - start},
+        skipped=skipped.as_dict(),
+        missing_predictions={"count": len(missing), "keys": missing},
+        unreadable_predictions={"count": len(unreadable), "files": unreadable},
+        pred_dir=str(pred_dir),
+    )
+
+
+def overlay(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, caption: str) -> np.ndarray:
+    """RGB picture: prediction tinted red, ground-truth outline green, caption on top."""
+    out = image.astype(np.float32)
+    out[pred] = 0.5 * out[pred] + 0.5 * np.array([255, 40, 40], np.float32)
+    out = out.astype(np.uint8)
+    contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = np.ascontiguousarray(out)
+    cv2.drawContours(out, contours, -1, (40, 255, 40), max(1, image.shape[0] // 300))
+    scale = max(image.shape[0] / 900, 0.35)
+    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255),
+                max(1, int(2 * scale)), cv2.LINE_AA)
+    return out
+
+
+def _finite(value):
+    """NaN -> None so that the report is valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_report(report: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
+
+
+def format_table(report: dict) -> str:
+    """Per-class table plus the totals, for the terminal."""
+    fmt = lambda v: "   -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:6.3f}"  # noqa: E731
+    lines = [f"{'class':24s} {'n':>6s} {'gIoU':>6s} {'cIoU':>6s}", "-" * 45]
+    for name, row in report["per_class"].items():
+        lines.append(f"{name:24s} {row['n']:6d} {fmt(row['giou'])} {fmt(row['iou'])}")
+    lines.append("-" * 45)
+    lines.append(f"{'all':24s} {report['n_samples']:6d} {fmt(report['giou'])} {fmt(report['ciou'])}")
+    if report.get("n_no_target"):
+        lines.append(f"no-target samples: {report['n_no_target']}, answered empty: {fmt(report['no_target_accuracy'])}")
+    skipped = report.get("skipped", {}).get("count", 0)
+    if skipped:
+        lines.append(f"skipped files: {skipped} (see the report's 'skipped')")
+    missing = report.get("missing_predictions", {}).get("count", 0)
+    if missing:
+        lines.append(f"missing predictions (scored as empty): {missing}")
+    return "\n".join(lines)
