@@ -46,7 +46,7 @@ LISA_PREFIXES = (
     ("model.mm_projector.", "mm_projector."),
     ("model.visual_model.", "visual_model."),
     ("model.text_hidden_fcs.", "text_hidden_fcs."),
-    ("model.vision_tower.vision_tower.", "vision_tower."),  # LLaVA files that do carry CLIP
+    ("model.vision_tower.vision_tower.vision_model.", "vision_tower."),  # LLaVA files that do carry CLIP
     ("model.", "language_model.model."),
     ("lm_head.", "language_model.lm_head."),
 )
@@ -210,14 +210,20 @@ def _load_clip(vision_tower: str | None, config: MineLisaConfig, dtype: torch.dt
 
 
 def _copy_into(
-    model: MineLisaModel, tensors: Mapping[str, torch.Tensor], report: LoadReport, loaded: set[str]
+    model: MineLisaModel,
+    tensors: Mapping[str, torch.Tensor],
+    source_names: Mapping[str, str],
+    report: LoadReport,
+    loaded: set[str],
 ) -> None:
+    """Copy checkpoint tensors (under model names) into the model; unknown ones are
+    reported under the name the checkpoint gave them."""
     params = model.state_dict(keep_vars=True)
     with torch.no_grad():
         for key, value in tensors.items():
             target = params.get(key)
             if target is None:
-                report.unexpected.append(key)
+                report.unexpected.append(source_names[key])
                 continue
             if target.shape != value.shape:
                 rows_only = target.dim() == value.dim() and target.shape[1:] == value.shape[1:]
@@ -309,6 +315,7 @@ def load_model(
     for file, prefix in sources:
         raw = read_weights(file)
         mapped: dict[str, torch.Tensor] = {}
+        source_names: dict[str, str] = {}
         for key, value in raw.items():
             if key.endswith("rotary_emb.inv_freq"):
                 report.ignored.append(key)
@@ -321,7 +328,8 @@ def load_model(
                 report.unexpected.append(key)
             else:
                 mapped[new] = value
-        _copy_into(model, mapped, report, loaded)
+                source_names[new] = key
+        _copy_into(model, mapped, source_names, report, loaded)
         del raw, mapped
 
     expected = set(model.state_dict())
@@ -371,7 +379,7 @@ def save_bundle(
 
 def iter_lisa_state_dict(model: MineLisaModel) -> Iterator[tuple[str, torch.Tensor]]:
     """The model's weights under LISA's key names (no CLIP tower), for writing LISA-format files."""
-    reverse = [(new, old) for old, new in LISA_PREFIXES if old != "model.vision_tower.vision_tower."]
+    reverse = [(new, old) for old, new in LISA_PREFIXES if not old.startswith("model.vision_tower.")]
     for key, value in model.state_dict().items():
         if key.startswith("vision_tower."):
             continue

@@ -104,7 +104,7 @@ def write_clip_dir(path: str | Path, model: MineLisaModel) -> Path:
         projection_dim=int(vision.get("projection_dim", 32)),
     )
     clip = CLIPModel(config)
-    clip.vision_model.load_state_dict(model.vision_tower.vision_model.state_dict())
+    clip.vision_model.load_state_dict(model.vision_tower.state_dict())
     clip.save_pretrained(path)
     return path
 
