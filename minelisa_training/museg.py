@@ -535,6 +535,7 @@ def expand_samples(
         raise ValueError(f"negative_fraction must be >= 0, got {negative_fraction}")
     from tqdm import tqdm
 
+    skipped = skipped if skipped is not None else SkipLog()
     rng = np.random.default_rng(seed)
     present_by_id: dict[str, np.ndarray] = {}
     for rec in tqdm(records, desc="reading label maps", unit="img", disable=not progress or presence is not None):
@@ -544,7 +545,7 @@ def expand_samples(
         try:
             present_by_id[rec.image_id] = class_presence(load_label(rec.label_path), class_map)
         except SampleLoadError as exc:
-            (skipped or SkipLog()).add(rec.label_path, str(exc).split(": ", 1)[-1])
+            skipped.add(rec.label_path, str(exc).split(": ", 1)[-1])
 
     kept = [r for r in records if r.image_id in present_by_id]
     fg = np.asarray(class_map.foreground_ids)

@@ -490,21 +490,23 @@ def render_scene(
     style: MineStyle,
     class_map: museg.ClassMap,
     all_background: bool = False,
+    featured: str | None = None,
 ) -> Scene:
     """One frame: the layout (objects, roadway) comes from ``layout_rng`` (shared by a
-    capture group), camera shake, dropout, light and noise from ``frame_rng``."""
+    capture group), camera shake, dropout, light and noise from ``frame_rng``.
+    ``featured`` names a class that is always present and never dropped."""
     road = Roadway(width, height, width * layout_rng.uniform(0.42, 0.58), height * layout_rng.uniform(0.36, 0.48),
                    width * layout_rng.uniform(0.08, 0.14), height * layout_rng.uniform(0.07, 0.11))
-    present = [c for c, p in CLASS_PRESENCE.items() if layout_rng.random() < p]
-    objects = [GENERATORS[c](layout_rng, road) for c in present]
+    present = [c for c, p in CLASS_PRESENCE.items() if layout_rng.random() < p or c == featured]
+    objects = [(c, GENERATORS[c](layout_rng, road)) for c in present]
 
     shift = frame_rng.normal(0, 0.02, 2) * (width, height)
     road.vx += shift[0]
     road.vy += shift[1]
     shapes: list[Shape] = []
     if not all_background:
-        for obj in objects:
-            if frame_rng.random() < FRAME_DROPOUT:
+        for cls, obj in objects:
+            if frame_rng.random() < FRAME_DROPOUT and cls != featured:
                 continue
             for s in obj:
                 pts = np.round(s.points + shift)
@@ -654,12 +656,17 @@ def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: b
         for sub in ("Image", "Depth", "Label"):
             (out / f"{m:02d}-Mine" / sub).mkdir(parents=True, exist_ok=True)
 
+    # Each capture group features one class in turn, so that every class shows up
+    # once there are 15 groups, whatever the random presence draws.
+    group_index = {key: i for i, key in enumerate(dict.fromkeys((m, g) for m, g, _ in ids))}
+    classes = list(CLASS_PRESENCE)
     for (mine, group, image_id), all_bg in tqdm(list(zip(ids, background)), desc="synthesising", unit="img",
                                                 disable=not progress):
         frame = int(image_id.split("-")[3])
         scene = render_scene(
             np.random.default_rng([cfg.seed, 3, mine, group]), np.random.default_rng([cfg.seed, 4, mine, frame]),
             cfg.width, cfg.height, mine_style(cfg.seed, mine), class_map, bool(all_bg),
+            featured=classes[group_index[mine, group] % len(classes)],
         )
         mdir = out / f"{mine:02d}-Mine"
         _write(mdir / "Image" / f"{image_id}.jpg", ".jpg", scene.image[..., ::-1],
