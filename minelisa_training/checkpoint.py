@@ -307,8 +307,9 @@ def load_model(
     fresh_head = fmt == "llava"
     with _construction(torch_dtype, device, skip_init=not fresh_head):
         model = MineLisaModel(config, seg_token_id=seg_id, vision_tower=clip)
-    if clip is not None:
-        model.vision_tower.to(device)
+    # Built under the target default dtype: settle every buffer's dtype (SAM's
+    # positional matrix stays fp32) and put a separately loaded CLIP tower on the device.
+    model.to(device=device, dtype=torch_dtype)
 
     loaded: set[str] = set()
     sources = [(f, None) for f in files] + extra_files

@@ -89,6 +89,15 @@ class MineLisaModel(nn.Module):
             [nn.Sequential(nn.Linear(h, h), nn.ReLU(inplace=True), nn.Linear(h, config.out_dim), nn.Dropout(0.0))]
         )
 
+    def _apply(self, fn, recurse=True):
+        # SAM's random positional-encoding matrix must stay fp32 whatever dtype the
+        # model is cast to: its dense grid is built in fp32 and then cast (see decode_masks).
+        super()._apply(fn, recurse)
+        pe = self.visual_model.prompt_encoder.pe_layer
+        if pe.positional_encoding_gaussian_matrix.is_floating_point():
+            pe.positional_encoding_gaussian_matrix = pe.positional_encoding_gaussian_matrix.float()
+        return self
+
     @property
     def dtype(self) -> torch.dtype:
         return next(self.mm_projector.parameters()).dtype
