@@ -169,7 +169,7 @@ def detect_format(path: Path) -> str:
 
 # -- loading ------------------------------------------------------------------
 @contextlib.contextmanager
-def _construction(dtype: torch.dtype, device: torch.device, skip_init: bool):
+def construction(dtype: torch.dtype, device: torch.device, skip_init: bool):
     """Build parameters directly in the target dtype and device; skip random
     initialisation when every parameter will be overwritten by the checkpoint."""
     previous = torch.get_default_dtype()
@@ -305,7 +305,7 @@ def load_model(
         raise CheckpointError(f"{path}: the tokenizer has no {SEG_TOKEN} token (added_tokens.json)")
     seg_id = tokenizer.token_to_id(SEG_TOKEN)
     fresh_head = fmt == "llava"
-    with _construction(torch_dtype, device, skip_init=not fresh_head):
+    with construction(torch_dtype, device, skip_init=not fresh_head):
         model = MineLisaModel(config, seg_token_id=seg_id, vision_tower=clip)
     # Built under the target default dtype: settle every buffer's dtype (SAM's
     # positional matrix stays fp32) and put a separately loaded CLIP tower on the device.

@@ -15,7 +15,7 @@ import sentencepiece as spm
 import torch
 from transformers import CLIPConfig, CLIPModel
 
-from .checkpoint import iter_lisa_state_dict, save_bundle
+from .checkpoint import construction, iter_lisa_state_dict, save_bundle
 from .config import MineLisaConfig, lisa_7b_config, tiny_config
 from .modeling.lisa import MineLisaModel
 from .prompts import SYSTEM
@@ -68,10 +68,18 @@ def write_tiny_tokenizer(path: str | Path, vocab_size: int = 600) -> LisaTokeniz
     return LisaTokenizer.from_dir(path)
 
 
-def build_model(config: MineLisaConfig, tokenizer: LisaTokenizer, seed: int = 0) -> MineLisaModel:
+def build_model(
+    config: MineLisaConfig,
+    tokenizer: LisaTokenizer,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> MineLisaModel:
+    """Random weights, built directly on `device` in `dtype` (a 7B model never exists in fp32)."""
     torch.manual_seed(seed)
-    model = MineLisaModel(config, seg_token_id=tokenizer.token_to_id("[SEG]"))
-    return model.eval()
+    with construction(dtype, torch.device(device), skip_init=False):
+        model = MineLisaModel(config, seg_token_id=tokenizer.token_to_id("[SEG]"))
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def build_tiny(path: str | Path, seed: int = 0) -> tuple[MineLisaModel, LisaTokenizer]:
@@ -87,9 +95,11 @@ def write_tiny_bundle(path: str | Path, seed: int = 0) -> Path:
     return save_bundle(model, tokenizer, path, card={"note": "random tiny weights for tests"})
 
 
-def lisa_7b_random(tokenizer: LisaTokenizer, seed: int = 0) -> MineLisaModel:
+def lisa_7b_random(
+    tokenizer: LisaTokenizer, device: str | torch.device = "cuda", dtype: torch.dtype = torch.bfloat16
+) -> MineLisaModel:
     """LISA-7B sizes with random weights (for GPU benchmarks; ~7.9 B parameters)."""
-    return build_model(lisa_7b_config(len(tokenizer)), tokenizer, seed)
+    return build_model(lisa_7b_config(len(tokenizer)), tokenizer, device=device, dtype=dtype)
 
 
 def write_clip_dir(path: str | Path, model: MineLisaModel) -> Path:
