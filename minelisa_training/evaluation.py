@@ -48,10 +48,10 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     path = Path(path)
     arr = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if arr is None:
-        raise museg.SampleLoadError(f"{path}: unreadable mask")
+        raise museg.SampleLoadError(path, "unreadable mask")
     if arr.shape != tuple(shape):
         raise museg.SampleLoadError(
-            f"{path}: mask size {arr.shape[1]}x{arr.shape[0]} differs from the image's {shape[1]}x{shape[0]}"
+            path, f"mask size {arr.shape[1]}x{arr.shape[0]} differs from the image's {shape[1]}x{shape[0]}"
         )
     return arr > (0 if arr.max(initial=0) == 1 else 127)
 
@@ -88,16 +88,6 @@ class _Scorer:
         return out
 
 
-def _load_label_checked(record: museg.ImageRecord, shape: tuple[int, int] | None) -> np.ndarray:
-    label = museg.load_label(record.label_path)
-    if shape is not None and label.shape != shape:
-        raise museg.SampleLoadError(
-            f"{record.label_path}: label size {label.shape[1]}x{label.shape[0]} differs from "
-            f"image size {shape[1]}x{shape[0]}"
-        )
-    return label
-
-
 def evaluate(
     engine,
     samples: Sequence[museg.Sample],
@@ -125,22 +115,22 @@ def evaluate(
     bar = tqdm(total=len(samples), desc="evaluating", unit="sample", disable=not progress)
     for record, group in group_by_image(samples):
         try:
-            image = museg.load_image(record.image_path)
-            label = _load_label_checked(record, image.shape[:2])
+            image, label = museg.load_image_and_label(record)
         except museg.SampleLoadError as exc:
-            skipped.add(record.image_path, str(exc))
+            skipped.add_error(exc)
             bar.update(len(group))
             continue
         engine.set_image(image)
         results = engine.predict([s.instruction for s in group])
         n_images += 1
+        # The engine times each call once; every result of one call carries the same dict.
+        for k, v in (results[0].timings if results else {}).items():
+            engine_ms[k] = engine_ms.get(k, 0.0) + float(v)
         for sample, result in zip(group, results):
             pred = np.asarray(result.mask, dtype=bool)
             if pred.shape != label.shape:
                 raise RuntimeError(f"engine returned a {pred.shape} mask for a {label.shape} image ({sample.key})")
             iou = scorer.add(sample, pred, label)
-            for k, v in (result.timings or {}).items():
-                engine_ms[k] = engine_ms.get(k, 0.0) + float(v)
             if masks_dir is not None:
                 write_mask(mask_path(masks_dir, sample), pred)
             if overlays_dir is not None:
@@ -157,7 +147,7 @@ def evaluate(
         "n_images": n_images,
         "per_image_ms": 1000.0 * total / n_images if n_images else math.nan,
         "per_sample_ms": 1000.0 * total / n if n else math.nan,
-        "engine_mean_ms": {k: v / n for k, v in engine_ms.items()} if n else {},
+        "engine_ms_per_image": {k: v / n_images for k, v in engine_ms.items()} if n_images else {},
     }
     return scorer.report(
         timing=timing, skipped=skipped.as_dict(),
@@ -192,9 +182,9 @@ def score_masks(
     bar = tqdm(total=len(samples), desc="scoring", unit="mask", disable=not progress)
     for record, group in group_by_image(samples):
         try:
-            label = _load_label_checked(record, None)
+            label = museg.load_label(record.label_path)
         except museg.SampleLoadError as exc:
-            skipped.add(record.label_path, str(exc))
+            skipped.add_error(exc)
             bar.update(len(group))
             continue
         for sample in group:
@@ -206,7 +196,7 @@ def score_masks(
                 try:
                     pred = read_mask(path, label.shape)
                 except museg.SampleLoadError as exc:
-                    unreadable.append({"path": str(path), "reason": str(exc)})
+                    unreadable.append({"path": exc.path, "reason": exc.reason})
             scorer.add(sample, pred, label)
         bar.update(len(group))
     bar.close()

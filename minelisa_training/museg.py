@@ -75,6 +75,11 @@ SPLIT_NAMES = ("train", "val")
 class SampleLoadError(ValueError):
     """A file of one image is missing, unreadable or inconsistent; the message names it."""
 
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
 
 def normalize_class_name(name: str) -> str:
     """Comparison key for class names: 'Tools_&_Materials' == 'tools and materials'."""
@@ -412,6 +417,9 @@ class SkipLog:
         logger.warning("skipping %s: %s", path, reason)
         self.entries.append({"path": str(path), "reason": reason})
 
+    def add_error(self, exc: SampleLoadError) -> None:
+        self.add(exc.path, exc.reason)
+
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -421,12 +429,12 @@ class SkipLog:
 
 def _open_image(path: Path) -> Image.Image:
     if not path.is_file():
-        raise SampleLoadError(f"{path}: file is missing")
+        raise SampleLoadError(path, "file is missing")
     try:
         img = Image.open(path)
         img.load()  # decodes fully: a truncated JPEG or PNG fails here, not later
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise SampleLoadError(f"{path}: unreadable ({exc})") from exc
+        raise SampleLoadError(path, f"unreadable ({exc})") from exc
     return img
 
 
@@ -446,9 +454,9 @@ def load_label(path: str | Path) -> np.ndarray:
     if img.mode in ("I", "I;16", "I;16B", "I;16L"):
         arr = np.asarray(img)
         if arr.max(initial=0) > 255:
-            raise SampleLoadError(f"{path}: label values above 255 (max {int(arr.max())})")
+            raise SampleLoadError(path, f"label values above 255 (max {int(arr.max())})")
         return arr.astype(np.uint8)
-    raise SampleLoadError(f"{path}: mode {img.mode} is not a label map of class ids (L or P expected)")
+    raise SampleLoadError(path, f"mode {img.mode} is not a label map of class ids (L or P expected)")
 
 
 def load_depth(path: str | Path) -> np.ndarray:
@@ -457,7 +465,7 @@ def load_depth(path: str | Path) -> np.ndarray:
     img = _open_image(path)
     arr = np.asarray(img)
     if arr.ndim != 2 or arr.dtype not in (np.uint16, np.int32, np.uint8):
-        raise SampleLoadError(f"{path}: depth must be a one-channel 16-bit PNG (mode {img.mode})")
+        raise SampleLoadError(path, f"depth must be a one-channel 16-bit PNG (mode {img.mode})")
     return arr.astype(np.uint16)
 
 
@@ -545,7 +553,7 @@ def expand_samples(
         try:
             present_by_id[rec.image_id] = class_presence(load_label(rec.label_path), class_map)
         except SampleLoadError as exc:
-            skipped.add(rec.label_path, str(exc).split(": ", 1)[-1])
+            skipped.add_error(exc)
 
     kept = [r for r in records if r.image_id in present_by_id]
     fg = np.asarray(class_map.foreground_ids)
@@ -593,6 +601,18 @@ def target_masks(label: np.ndarray, class_id: int, class_map: ClassMap) -> tuple
     return label == class_id, ignore_mask(label, class_map)
 
 
+def load_image_and_label(record: ImageRecord) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 [H, W, 3], label uint8 [H, W]) of one image, sizes checked."""
+    image = load_image(record.image_path)
+    label = load_label(record.label_path)
+    if label.shape != image.shape[:2]:
+        raise SampleLoadError(
+            record.label_path,
+            f"label size {label.shape[1]}x{label.shape[0]} differs from image size {image.shape[1]}x{image.shape[0]}",
+        )
+    return image, label
+
+
 def load_sample(sample: Sample, class_map: ClassMap = ORDER_A) -> LoadedSample:
     """Read the image and label map of ``sample``; ``SampleLoadError`` names a bad file.
 
@@ -602,16 +622,10 @@ def load_sample(sample: Sample, class_map: ClassMap = ORDER_A) -> LoadedSample:
             try:
                 item = load_sample(s, class_map)
             except SampleLoadError as exc:
-                skipped.add(s.record.image_path, str(exc))
+                skipped.add_error(exc)
                 continue
     """
-    image = load_image(sample.record.image_path)
-    label = load_label(sample.record.label_path)
-    if label.shape != image.shape[:2]:
-        raise SampleLoadError(
-            f"{sample.record.label_path}: label size {label.shape[1]}x{label.shape[0]} differs from "
-            f"image size {image.shape[1]}x{image.shape[0]}"
-        )
+    image, label = load_image_and_label(sample.record)
     mask, ignore = target_masks(label, sample.class_id, class_map)
     return LoadedSample(image, mask, ignore, sample.instruction, sample.class_id, sample)
 
@@ -623,13 +637,13 @@ def read_polygons(path: str | Path) -> dict:
     """A Labelme JSON file; ``SampleLoadError`` when missing or not Labelme."""
     path = Path(path)
     if not path.is_file():
-        raise SampleLoadError(f"{path}: file is missing")
+        raise SampleLoadError(path, "file is missing")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SampleLoadError(f"{path}: unreadable ({exc})") from exc
+        raise SampleLoadError(path, f"unreadable ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
-        raise SampleLoadError(f"{path}: not a Labelme file (no 'shapes' list)")
+        raise SampleLoadError(path, "not a Labelme file (no 'shapes' list)")
     return data
 
 
@@ -849,7 +863,7 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
             image = load_image(rec.image_path)
         except SampleLoadError as exc:
             report.error("unreadable image" if rec.image_path.exists() else "missing image", rec.image_path,
-                         str(exc).split(": ", 1)[-1])
+                         exc.reason)
             continue
         h, w = image.shape[:2]
         if not rec.label_path.exists():
@@ -858,7 +872,7 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
         try:
             label = load_label(rec.label_path)
         except SampleLoadError as exc:
-            report.error("unreadable label", rec.label_path, str(exc).split(": ", 1)[-1])
+            report.error("unreadable label", rec.label_path, exc.reason)
             continue
         if label.shape != (h, w):
             report.error("size mismatch", rec.label_path,
@@ -883,13 +897,13 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
                 if depth.shape != (h, w):
                     report.warn("size mismatch", rec.depth_path, f"depth {depth.shape[1]}x{depth.shape[0]} vs image {w}x{h}")
             except SampleLoadError as exc:
-                report.warn("unreadable depth", rec.depth_path, str(exc).split(": ", 1)[-1])
+                report.warn("unreadable depth", rec.depth_path, exc.reason)
         if not rec.color_path.exists():
             report.warn("missing colour label", rec.color_path, "visualisation file absent")
         try:
             data = read_polygons(rec.polygons_path)
         except SampleLoadError as exc:
-            report.warn("polygons", rec.polygons_path, str(exc).split(": ", 1)[-1])
+            report.warn("polygons", rec.polygons_path, exc.reason)
             continue
         for name, counter in shape_label_votes(data["shapes"], label).items():
             votes[name].update(counter)
