@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from minelisa_training.engine import SegmentationEngine
 
     from .image_conversion import compressed_to_rgb, image_to_rgb, mask_to_mono8
-    from .overlay import overlay_mask
+    from minelisa_training.visualization import overlay_mask
 
     typestore = get_typestore(Stores.ROS2_JAZZY)
     image_type = "sensor_msgs/msg/Image"

@@ -51,6 +51,7 @@ from std_msgs.msg import Header
 
 from minelisa.msg import SegmentationResult as ResultMsg
 from minelisa.srv import SegmentByInstruction
+from minelisa_training.visualization import overlay_mask
 
 from .image_conversion import (
     ImageConversionError,
@@ -62,7 +63,6 @@ from .image_conversion import (
     mask_to_mono8,
 )
 from .model_errors import describe_model_error, free_accelerator_memory
-from .overlay import overlay_mask
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 DEVICE_PREFIXES = ("cpu", "cuda", "mps")
