@@ -21,14 +21,8 @@ from typing import Sequence
 import numpy as np
 
 
-def intersection_union(
-    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None
-) -> tuple[int, int]:
-    """Pixel counts |P & G| and |P | G| for one pair of masks of the same shape.
-
-    ``ignore`` (bool, same shape) marks pixels left out of both counts, e.g. label 255.
-    Non-bool masks are read as "non-zero = foreground".
-    """
+def _counts(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None) -> tuple[int, int, int]:
+    """(|P & G|, |P|, |G|) over the pixels that are not ignored."""
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     if pred.shape != gt.shape:
@@ -43,21 +37,28 @@ def intersection_union(
             keep = ~ignore
             pred = pred & keep
             gt = gt & keep
-    inter = int(np.count_nonzero(pred & gt))
-    # |P | G| = |P| + |G| - |P & G|: three popcounts, no second temporary mask.
-    union = int(np.count_nonzero(pred)) + int(np.count_nonzero(gt)) - inter
-    return inter, union
+    # |P | G| = |P| + |G| - |P & G|: popcounts only, no union mask is ever built.
+    return int(np.count_nonzero(pred & gt)), int(np.count_nonzero(pred)), int(np.count_nonzero(gt))
+
+
+def intersection_union(
+    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None
+) -> tuple[int, int]:
+    """Pixel counts |P & G| and |P | G| for one pair of masks of the same shape.
+
+    ``ignore`` (bool, same shape) marks pixels left out of both counts, e.g. label 255.
+    Non-bool masks are read as "non-zero = foreground".
+    """
+    inter, n_pred, n_gt = _counts(pred, gt, ignore)
+    return inter, n_pred + n_gt - inter
 
 
 def score_pair(
     pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None
 ) -> tuple[int, int, bool]:
     """(intersection, union, ground truth empty) of one sample, ignored pixels left out."""
-    inter, union = intersection_union(pred, gt, ignore)
-    gt = np.asarray(gt, dtype=bool)
-    if ignore is not None:
-        gt = gt & ~np.asarray(ignore, dtype=bool)
-    return inter, union, not gt.any()
+    inter, n_pred, n_gt = _counts(pred, gt, ignore)
+    return inter, n_pred + n_gt - inter, n_gt == 0
 
 
 def iou_from_counts(intersection: np.ndarray, union: np.ndarray) -> np.ndarray:

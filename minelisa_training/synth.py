@@ -35,7 +35,7 @@ from . import museg
 
 # Painter's order (back to front) and how often each class shows up in a capture group.
 CLASS_PRESENCE = {
-    "rail area": 0.55,
+    "rail area": 0.65,
     "door": 0.25,
     "tools & materials": 0.35,
     "container": 0.35,
@@ -232,7 +232,7 @@ def _cable(rng, road: Roadway) -> list[Shape]:
         ts = np.linspace(0.0, rng.uniform(0.6, 0.95), 24)
         v = base_v + 0.05 * k + 0.06 * np.sin(ts * rng.uniform(6, 14) + rng.uniform(0, 6)) ** 2
         pts = np.array([road.wall_point(side, t, vv) for t, vv in zip(ts, v)])
-        thick = np.maximum(road.height * 0.006 * np.array([road.scale(t) for t in ts]), 1.0)
+        thick = np.maximum(road.height * 0.008 * np.array([road.scale(t) for t in ts]), 1.0)
         shapes.append(Shape("cable", _thick_polyline(pts, thick), _solid(rng, colour, 6), 0.3))
     return shapes
 
@@ -242,7 +242,7 @@ def _tube(rng, road: Roadway) -> list[Shape]:
     v = rng.uniform(0.08, 0.3)
     t1 = rng.uniform(0.7, 0.98)
     (x0, y0), (x1, y1) = road.wall_point(side, 0.0, v), road.wall_point(side, t1, v)
-    r0 = road.height * 0.05 * rng.uniform(0.7, 1.3)
+    r0 = road.height * 0.065 * rng.uniform(0.7, 1.3)
     r1 = r0 * road.scale(t1)
     base = _jitter(rng, [(95, 115, 150), (150, 150, 155)][int(rng.integers(2))], 10)
 
@@ -264,7 +264,7 @@ def _indicator(rng, road: Roadway) -> list[Shape]:
         x, y = road.wall_point(int(rng.choice([-1, 1])), t, rng.uniform(0.25, 0.5))
         x += rng.uniform(0.03, 0.15) * road.width * s * (1 if x < road.vx else -1)
         if rng.random() < 0.6:  # sign: coloured panel, white border and bar
-            w, h = road.width * 0.06 * s, road.height * 0.045 * s
+            w, h = road.width * 0.08 * s, road.height * 0.06 * s
             inner = _jitter(rng, [(20, 175, 60), (30, 80, 210)][int(rng.integers(2))], 10)
             white = np.array([245, 245, 240], np.float32)
 
@@ -276,7 +276,7 @@ def _indicator(rng, road: Roadway) -> list[Shape]:
             shapes.append(Shape("indicator", _rect(x - w / 2, y - h / 2, x + w / 2, y + h / 2), paint, t, True))
         else:  # lamp
             colour = _jitter(rng, [(240, 40, 30), (60, 240, 80)][int(rng.integers(2))], 8)
-            r = max(road.height * 0.015 * s, 1.5)
+            r = max(road.height * 0.02 * s, 1.5)
             shapes.append(Shape("indicator", _circle(x, y, r, 12), _solid(rng, colour, 3), t, True))
     return shapes
 
@@ -287,7 +287,7 @@ def _metal_fixture(rng, road: Roadway) -> list[Shape]:
     for t in np.sort(rng.uniform(0.05, 0.8, int(rng.integers(2, 5)))):
         s = road.scale(t)
         x, y = road.wall_point(side, t, rng.uniform(0.1, 0.35))
-        w, h = road.width * 0.025 * s, road.height * 0.06 * s
+        w, h = road.width * 0.035 * s, road.height * 0.08 * s
         d = 1 if side < 0 else -1  # bracket sticks out of the wall
         pts = np.array([[x, y], [x + d * w * 2, y], [x + d * w * 2, y + h * 0.3], [x + d * w * 0.5, y + h * 0.3],
                         [x + d * w * 0.5, y + h], [x, y + h]])
@@ -311,17 +311,17 @@ def _floor_box(rng, road: Roadway, cls: str, size: tuple[float, float], paint: C
 def _container(rng, road):
     blue = _jitter(rng, (30, 65, 175), 12)
     paint = _stripes(rng, blue, blue * 0.55, period=road.width * 0.02, angle=0.0, duty=0.8)
-    return [_floor_box(rng, road, "container", (0.1, 0.13), paint)]
+    return [_floor_box(rng, road, "container", (0.15, 0.2), paint)]
 
 
 def _tools(rng, road):
     wood = _jitter(rng, (145, 100, 55), 12)
     paint = _stripes(rng, wood, wood * 0.7, period=road.height * 0.012, angle=np.pi / 2 + 0.1, duty=0.6)
-    return [_floor_box(rng, road, "tools & materials", (0.16, 0.06), paint)]
+    return [_floor_box(rng, road, "tools & materials", (0.22, 0.09), paint)]
 
 
 def _electrical(rng, road):
-    box = _floor_box(rng, road, "electrical equipment", (0.08, 0.12), None)
+    box = _floor_box(rng, road, "electrical equipment", (0.12, 0.18), None)
     cx, cy = box.points[:, 0].mean(), box.points[:, 1].mean()
     r = (box.points[:, 0].max() - box.points[:, 0].min()) * 0.28
     body, dial = _jitter(rng, (140, 130, 70), 10), np.array([40, 40, 35], np.float32)
@@ -335,7 +335,7 @@ def _electrical(rng, road):
 
 
 def _electronic(rng, road):
-    box = _floor_box(rng, road, "electronic equipment", (0.07, 0.09), None)
+    box = _floor_box(rng, road, "electronic equipment", (0.11, 0.14), None)
     pitch = max((box.points[:, 0].max() - box.points[:, 0].min()) / 6, 2.0)
     led = _jitter(rng, [(60, 240, 90), (240, 60, 40)][int(rng.integers(2))], 6)
     body = np.array([32, 33, 38], np.float32)
@@ -353,7 +353,7 @@ def _mining(rng, road):
     t = rng.uniform(0.1, 0.55)
     s = road.scale(t)
     x, y = road.floor_point(t, rng.uniform(0.35, 0.65))
-    w, h = road.width * 0.38 * s, road.height * 0.22 * s
+    w, h = road.width * 0.45 * s, road.height * 0.3 * s
     pts = np.array([[x - w / 2, y], [x + w / 2, y], [x + w / 2, y - h * 0.6], [x + w * 0.1, y - h * 0.6],
                     [x + w * 0.05, y - h], [x - w * 0.35, y - h], [x - w * 0.4, y - h * 0.6], [x - w / 2, y - h * 0.6]])
     yellow = _jitter(rng, (225, 185, 20), 10)
@@ -368,7 +368,7 @@ def _anchoring(rng, road):
         s = road.scale(t)
         x, y = road.roof_point(t, rng.uniform(0.15, 0.85))
         y += road.height * rng.uniform(0.02, 0.1) * s
-        a = max(road.width * 0.018 * s, 2.0)
+        a = max(road.width * 0.025 * s, 2.0)
 
         def paint(Y, X, x=x, y=y, a=a):
             return np.where((np.hypot(X - x, Y - y) < a * 0.35)[..., None], nut, rust).astype(np.float32)
@@ -397,7 +397,7 @@ def _support(rng, road):
 
 
 def _rescue(rng, road):
-    box = _floor_box(rng, road, "rescue equipment", (0.06, 0.08), None)
+    box = _floor_box(rng, road, "rescue equipment", (0.1, 0.13), None)
     xs, ys = box.points[:, 0], box.points[:, 1]
     cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
     arm = (xs.max() - xs.min()) * 0.3
@@ -421,7 +421,7 @@ def _door(rng, road):
 
 def _rail(rng, road):
     t1 = 0.97
-    u0, u1 = rng.uniform(0.2, 0.35), rng.uniform(0.65, 0.8)
+    u0, u1 = rng.uniform(0.15, 0.3), rng.uniform(0.7, 0.85)
     (ax, ay), (bx, _) = road.floor_point(0.0, u0), road.floor_point(0.0, u1)
     (cx, cy), (dx, _) = road.floor_point(t1, u0), road.floor_point(t1, u1)
     ballast = _jitter(rng, (95, 90, 85), 8)
