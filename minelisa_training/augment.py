@@ -63,3 +63,7 @@ class MineAugment:
             noise = np.random.default_rng(noise_seed).standard_normal(out.shape, dtype=np.float32)
             out = out + sigma * noise
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+# The default used by training (`data.augment: true`): mine_augment(image, rng) -> image.
+mine_augment = MineAugment()

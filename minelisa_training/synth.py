@@ -172,7 +172,7 @@ def _solid(rng: np.random.Generator, rgb: np.ndarray, grain: float) -> Callable:
     seed = int(rng.integers(2**31))
 
     def paint(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
-        noise = np.random.default_rng(seed).normal(0, grain, Y.shape)[..., None]
+        noise = grain * np.random.default_rng(seed).standard_normal(Y.shape, dtype=np.float32)[..., None]
         return np.broadcast_to(rgb, Y.shape + (3,)) + noise
 
     return paint
@@ -186,7 +186,7 @@ def _stripes(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, period: flo
     def paint(Y: np.ndarray, X: np.ndarray) -> np.ndarray:
         phase = ((X * ca + Y * sa) / max(period, 1.0)) % 1.0
         out = np.where((phase < duty)[..., None], a, b).astype(np.float32)
-        return out + np.random.default_rng(seed).normal(0, grain, Y.shape)[..., None]
+        return out + grain * np.random.default_rng(seed).standard_normal(Y.shape, dtype=np.float32)[..., None]
 
     return paint
 
@@ -438,7 +438,7 @@ def _rail(rng, road):
         rails = (np.abs(u - 0.25) < 0.03) | (np.abs(u - 0.75) < 0.03)
         out = np.where(sleepers[..., None], sleeper, ballast)
         out = np.where(rails[..., None], steel, out).astype(np.float32)
-        return out + np.random.default_rng(seed).normal(0, 10, Y.shape)[..., None]
+        return out + 10 * np.random.default_rng(seed).standard_normal(Y.shape, dtype=np.float32)[..., None]
 
     return [Shape("rail area", np.array([[ax, ay], [bx, ay], [dx, cy], [cx, cy]]), paint, 0.5)]
 
@@ -558,7 +558,7 @@ def render_scene(
 
     # Depth sensor: ~1% noise, dropouts at random pixels and beyond 15 m.
     depth *= 1.0 + 0.01 * frame_rng.standard_normal(depth.shape, dtype=np.float32)
-    depth[(depth > 15000) | (frame_rng.random(depth.shape) < 0.015)] = 0
+    depth[(depth > 15000) | (frame_rng.random(depth.shape, dtype=np.float32) < 0.015)] = 0
     return Scene(image, labelme, class_of[owner], np.clip(depth, 0, 65535).astype(np.uint16))
 
 
@@ -571,9 +571,13 @@ def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.nd
     t_roof = Y / max(t, 1.0)
     t_left = X / max(l, 1.0)
     t_right = (w - X) / max(w - r, 1.0)
-    t_all = np.stack([t_floor, t_roof, t_left, t_right])
-    surface = np.argmin(t_all, axis=0)  # the nearest surface along the view ray
-    tt = np.clip(np.min(t_all, axis=0), 0, 1)
+    # The nearest surface along each view ray is the one with the smallest depth parameter.
+    tt, surface = t_floor, np.zeros(Y.shape, np.uint8)
+    for k, t_k in enumerate((t_roof, t_left, t_right), start=1):
+        nearer = t_k < tt
+        tt = np.where(nearer, t_k, tt)
+        surface[nearer] = k
+    tt = np.clip(tt, 0, 1)
     far = (X > l) & (X < r) & (Y > t) & (Y < b)
     gain = np.array([0.7, 1.1, 1.0, 0.95], np.float32)[surface]
     image = _rock(rng, h, w, style.rock) * gain[..., None]

@@ -311,3 +311,30 @@ def test_check_unusable_and_split_problems(tmp_path, synth_copy, capsys):
     report = museg.check(synth_copy, progress=False)
     kinds = [e["kind"] for e in report.errors]
     assert "split id without image" in kinds and "split overlap" in kinds
+
+
+# ----------------------------------------------------------------- augmentation
+
+
+def test_augmentation_is_deterministic_and_photometric():
+    from minelisa_training.augment import MineAugment, mine_augment
+
+    img = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    a = mine_augment(img, np.random.default_rng(7))
+    b = mine_augment(img, np.random.default_rng(7))
+    assert a.dtype == np.uint8 and a.shape == img.shape
+    np.testing.assert_array_equal(a, b)
+    outs = {mine_augment(img, np.random.default_rng(s)).tobytes() for s in range(6)}
+    assert len(outs) > 3
+    off = MineAugment(p_dim=0, p_gamma=0, p_noise=0, p_blur=0)
+    np.testing.assert_array_equal(off(img, np.random.default_rng(1)), img)
+    dim = MineAugment(p_dim=1, dim_range=(0.4, 0.4), p_gamma=0, p_noise=0, p_blur=0)(img, np.random.default_rng(1))
+    np.testing.assert_allclose(dim.astype(float), np.rint(img * 0.4), atol=1)
+    dark = MineAugment(p_dim=0, p_gamma=1, gamma_range=(1.5, 1.5), p_noise=0, p_blur=0)(img, np.random.default_rng(1))
+    assert dark.mean() < img.mean() - 10
+    blurred = MineAugment(p_dim=0, p_gamma=0, p_noise=0, p_blur=1)(img, np.random.default_rng(1))
+    assert np.abs(np.diff(blurred.astype(float), axis=1)).mean() < np.abs(np.diff(img.astype(float), axis=1)).mean()
+    noisy = MineAugment(p_dim=0, p_gamma=0, p_noise=1, noise_sigma=(10, 10), p_blur=0)(img, np.random.default_rng(1))
+    assert 5 < np.abs(noisy.astype(float) - img).mean() < 12
+    with pytest.raises(ValueError, match="RGB uint8"):
+        mine_augment(img.astype(np.float32), np.random.default_rng(0))
