@@ -85,6 +85,10 @@ class SynthConfig:
             raise ValueError("images must be >= 1")
         if not 1 <= self.mines <= 99:
             raise ValueError("mines must be in 1..99")
+        if self.width < 32 or self.height < 32:
+            raise ValueError(f"size {self.width}x{self.height} is too small (at least 32x32)")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.class_order.upper() not in ("A", "B"):
             raise ValueError(f"class_order must be A or B, got {self.class_order!r}")
 

@@ -144,3 +144,10 @@ def test_overlay_marks_prediction_and_outline():
     assert out.shape == img.shape and out.dtype == np.uint8
     assert out[30, 40, 0] > out[30, 40, 1]  # red tint on the prediction
     assert out[10, 15, 1] > 200  # green outline on the ground truth
+
+
+def test_cli_errors_are_specific(tmp_path, capsys):
+    assert cli_main(["score", "--pred", str(tmp_path), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli_main(["museg", "check", str(tmp_path), "--classes", str(tmp_path / "c.txt")]) == 2
+    assert "classes file" in capsys.readouterr().err

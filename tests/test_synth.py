@@ -121,3 +121,16 @@ def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
         synth.parse_size("big")
     assert synth.parse_size("1082x932") == (1082, 932)
+
+
+def test_synth_cli(tmp_path, capsys):
+    from minelisa_training.cli import main
+
+    out = tmp_path / "s"
+    assert main(["synth", "--out", str(out), "--images", "3", "--size", "64x48", "--mines", "2"]) == 0
+    assert len(list(out.glob("*-Mine/Image/*.jpg"))) == 3
+    assert "wrote 3 images (64x48" in capsys.readouterr().out
+    assert main(["synth", "--out", str(out), "--images", "3"]) == 2  # refuses to mix runs
+    assert "not empty" in capsys.readouterr().err
+    assert main(["synth", "--out", str(tmp_path / "t"), "--size", "10x10"]) == 2
+    assert "too small" in capsys.readouterr().err

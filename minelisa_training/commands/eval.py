@@ -30,16 +30,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
+    from ..checkpoint import CheckpointError
     from ..engine import SegmentationEngine
     from ..evaluation import evaluate, format_table, write_report
     from .data_args import load_samples
 
-    samples, class_map, split, skipped = load_samples(args)
     dtype = args.dtype or ("fp32" if args.device == "cpu" else "fp16")
-    engine = SegmentationEngine.from_pretrained(args.model, vision_tower=args.vision_tower, device=args.device,
-                                                dtype=dtype)
+    try:
+        samples, class_map, split, skipped = load_samples(args)
+        engine = SegmentationEngine.from_pretrained(args.model, vision_tower=args.vision_tower, device=args.device,
+                                                    dtype=dtype)
+    except (FileNotFoundError, ValueError, CheckpointError) as exc:
+        print(f"minelisa eval: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     masks = Path(args.masks) if args.masks else out.with_name(out.stem + "_masks")
     report = evaluate(engine, samples, class_map, masks_dir=masks, overlays_dir=args.overlays, skipped=skipped)

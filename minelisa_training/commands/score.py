@@ -20,11 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from ..evaluation import format_table, score_masks, write_report
     from .data_args import load_samples
 
-    samples, class_map, split, skipped = load_samples(args)
-    report = score_masks(args.pred, samples, class_map, skipped=skipped)
+    try:
+        samples, class_map, split, skipped = load_samples(args)
+        report = score_masks(args.pred, samples, class_map, skipped=skipped)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"minelisa score: {exc}", file=sys.stderr)
+        return 2
     report.update(split=split, data=str(args.data), class_map=class_map.source)
     write_report(report, args.out)
     print(format_table(report))

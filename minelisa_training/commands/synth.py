@@ -24,17 +24,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from ..synth import SynthConfig, parse_size, write_dataset
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
-        print(f"error: {out} is not empty; choose a new folder (files from another run would mix in)")
+        print(f"minelisa synth: {out} is not empty; choose a new folder (files from another run would mix in)",
+              file=sys.stderr)
         return 2
-    width, height = parse_size(args.size)
-    cfg = SynthConfig(images=args.images, seed=args.seed, width=width, height=height, mines=args.mines,
-                      class_order=args.class_order, val_fraction=args.val_fraction)
+    try:
+        width, height = parse_size(args.size)
+        cfg = SynthConfig(images=args.images, seed=args.seed, width=width, height=height, mines=args.mines,
+                          class_order=args.class_order, val_fraction=args.val_fraction)
+    except ValueError as exc:
+        print(f"minelisa synth: {exc}", file=sys.stderr)
+        return 2
     summary = write_dataset(out, cfg)
     print(f"wrote {summary['images']} images ({width}x{height}, class order {summary['class_order']}) to {out}")
     print("per mine: " + ", ".join(f"{m}: {n}" for m, n in summary["per_mine"].items()))
