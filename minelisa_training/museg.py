@@ -253,11 +253,12 @@ def scan(root: str | Path) -> dict[str, ImageRecord]:
 
 
 def _id_from_split_line(line: str) -> str | None:
-    # Split files may list bare ids or paths ("01-Mine/Image/<id>.jpg", "<id>_label.png").
+    # Split files may list bare ids or paths ("01-Mine/Image/<id>.jpg", "<id>_label.png"),
+    # possibly followed by more columns (e.g. the label path): the first column names the image.
     line = line.strip()
     if not line or line.startswith("#"):
         return None
-    name = re.split(r"[\\/]", line)[-1]
+    name = re.split(r"[\\/]", re.split(r"[\s,;]+", line)[0])[-1]
     name = re.sub(r"\.(jpe?g|png|json|txt)$", "", name, flags=re.IGNORECASE)
     name = re.sub(r"_(label|color|polygons)$", "", name)
     return name or None
@@ -439,9 +440,9 @@ def _open_image(path: Path) -> Image.Image:
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; raises ``SampleLoadError`` naming the file."""
+    """RGB uint8 [H, W, 3] (writable); raises ``SampleLoadError`` naming the file."""
     img = _open_image(Path(path))
-    return np.asarray(img.convert("RGB"))
+    return np.array(img.convert("RGB"))
 
 
 def load_label(path: str | Path) -> np.ndarray:
@@ -450,11 +451,11 @@ def load_label(path: str | Path) -> np.ndarray:
     path = Path(path)
     img = _open_image(path)
     if img.mode in ("L", "P"):
-        return np.asarray(img, dtype=np.uint8)
+        return np.array(img, dtype=np.uint8)
     if img.mode in ("I", "I;16", "I;16B", "I;16L"):
         arr = np.asarray(img)
-        if arr.max(initial=0) > 255:
-            raise SampleLoadError(path, f"label values above 255 (max {int(arr.max())})")
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise SampleLoadError(path, f"label values outside 0..255 ({int(arr.min())}..{int(arr.max())})")
         return arr.astype(np.uint8)
     raise SampleLoadError(path, f"mode {img.mode} is not a label map of class ids (L or P expected)")
 
@@ -466,6 +467,8 @@ def load_depth(path: str | Path) -> np.ndarray:
     arr = np.asarray(img)
     if arr.ndim != 2 or arr.dtype not in (np.uint16, np.int32, np.uint8):
         raise SampleLoadError(path, f"depth must be a one-channel 16-bit PNG (mode {img.mode})")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+        raise SampleLoadError(path, f"depth values outside 0..65535 ({int(arr.min())}..{int(arr.max())})")
     return arr.astype(np.uint16)
 
 
@@ -860,12 +863,10 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
     pixels = np.zeros(256, dtype=np.int64)
     for rec in tqdm(records.values(), desc="checking images", unit="img", disable=not progress):
         try:
-            image = load_image(rec.image_path)
+            w, h = _open_image(rec.image_path).size  # full decode: truncation shows up here
         except SampleLoadError as exc:
-            report.error("unreadable image" if rec.image_path.exists() else "missing image", rec.image_path,
-                         exc.reason)
+            report.error("unreadable image", rec.image_path, exc.reason)
             continue
-        h, w = image.shape[:2]
         if not rec.label_path.exists():
             report.error("missing label", rec.label_path, "no label map for this image")
             continue

@@ -84,7 +84,8 @@ def test_official_split_zip_and_text(synth_data, synth_copy):
     txt_dir = synth_copy / "Experiment" / "DatasetSplit"
     txt_dir.mkdir()
     for name, ids in summary["split"].items():
-        (txt_dir / f"{name}.txt").write_text("".join(f"{i[:2]}-Mine/Image/{i}.jpg\r\n" for i in ids))
+        (txt_dir / f"{name}.txt").write_text(
+            "".join(f"{i[:2]}-Mine/Image/{i}.jpg {i[:2]}-Mine/Label/{i}_label.png\r\n" for i in ids))
     assert museg.read_official_split(synth_copy) == summary["split"]
     assert len(museg.read_split(synth_copy, "all")) == SYNTH_CFG.images
 
