@@ -28,6 +28,7 @@ Run:
 from __future__ import annotations
 
 import functools
+import queue
 import statistics
 import sys
 import threading
@@ -37,6 +38,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -95,6 +97,45 @@ class _RateMeter:
         if len(recent) < 2:
             return 0.0
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+class _TopicWorker:
+    """Publishes results on a thread of its own, so topics (the overlay takes tens of
+    milliseconds at 1080p) never delay a service response. Keeps at most `depth`
+    results waiting and drops the oldest beyond that: these topics are for viewing."""
+
+    def __init__(self, publish: Callable[..., None], logger: Any, depth: int = 4) -> None:
+        self._publish, self._logger = publish, logger
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="minelisa-topics", daemon=True)
+        self._thread.start()
+
+    def submit(self, *item: Any) -> None:
+        self._put(item)
+
+    def _put(self, item: tuple | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._publish(*item)
+            except Exception as exc:  # a publisher destroyed mid-way must not kill the thread
+                self._logger.warning(f"publishing a result failed: {exc}")
+
+    def stop(self) -> None:
+        self._put(None)
+        self._thread.join(timeout=5.0)
 
 
 def _logged_transition(method: Callable[[Any, LifecycleState], TransitionCallbackReturn]):
@@ -156,6 +197,11 @@ class MineLisaNode(LifecycleNode):
             self._param("diagnostics_period"), self._publish_diagnostics, callback_group=self._monitor_group
         )
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        self._topics = _TopicWorker(self._publish, self.get_logger())
+
+    def destroy_node(self) -> None:
+        self._topics.stop()
+        super().destroy_node()
 
     # -- parameters -------------------------------------------------------------
     def _declare_parameters(self) -> None:
@@ -358,11 +404,12 @@ class MineLisaNode(LifecycleNode):
             with self._model_lock:
                 rgb, header = self._request_frame(request)
                 result = self._segment(rgb, request.instruction)
-            mask_msg = self._publish(result, rgb, header, request.instruction, "service")
+            mask_msg, coverage = self._mask_message(result, header)
+            self._topics.submit(result, rgb, mask_msg, coverage, request.instruction, "service")
             response.success = True
             response.mask = mask_msg
             response.answer = result.answer
-            response.coverage = result.coverage
+            response.coverage = coverage
             response.inference_ms = float(result.timings.get("total_ms", 0.0))
             self._counts["ok"] += 1
         except (RequestError, ImageConversionError) as exc:
@@ -415,20 +462,27 @@ class MineLisaNode(LifecycleNode):
         results = self._engine.segment(rgb, instructions)
         return results[0] if isinstance(instructions, str) else results
 
-    def _publish(self, result: Any, rgb: np.ndarray, header: Header, instruction: str, source: str) -> Image:
-        """Publish one result; returns the mask message (also used in the service response)."""
-        mask_msg = fill_image(Image(), mask_to_mono8(result.mask), "mono8", header)
-        self._mask_pub.publish(mask_msg)
-        if self._param("publish_overlay") and self._overlay_pub.get_subscription_count() > 0:
+    def _mask_message(self, result: Any, header: Header) -> tuple[Image, float]:
+        """The result's mono8 mask message and its coverage (0..1)."""
+        mono8 = mask_to_mono8(result.mask)
+        coverage = cv2.countNonZero(mono8) / mono8.size if mono8.size else 0.0
+        return fill_image(Image(), mono8, "mono8", header), coverage
+
+    def _publish(self, result: Any, rgb: np.ndarray, mask_msg: Image, coverage: float, instruction: str,
+                 source: str) -> None:
+        """Publish one result on ~/mask, ~/overlay and ~/result (on the topic worker thread)."""
+        mask_pub, overlay_pub, result_pub = self._mask_pub, self._overlay_pub, self._result_pub
+        if mask_pub is None:  # cleaned up meanwhile
+            return
+        mask_pub.publish(mask_msg)
+        if self._param("publish_overlay") and overlay_pub.get_subscription_count() > 0:
             overlay = overlay_mask(rgb, result.mask, self._param("overlay_alpha"))
-            self._overlay_pub.publish(fill_image(Image(), overlay, "rgb8", header))
-        if self._result_pub.get_subscription_count() > 0:
-            self._result_pub.publish(ResultMsg(
-                header=header, instruction=instruction, answer=result.answer, mask=mask_msg,
-                coverage=float(result.coverage), inference_ms=float(result.timings.get("total_ms", 0.0)),
-                source=source,
+            overlay_pub.publish(fill_image(Image(), overlay, "rgb8", mask_msg.header))
+        if result_pub.get_subscription_count() > 0:
+            result_pub.publish(ResultMsg(
+                header=mask_msg.header, instruction=instruction, answer=result.answer, mask=mask_msg,
+                coverage=float(coverage), inference_ms=float(result.timings.get("total_ms", 0.0)), source=source,
             ))
-        return mask_msg
 
     # -- standing instructions --------------------------------------------------------
     def _start_standing_timer(self) -> None:
@@ -464,7 +518,8 @@ class MineLisaNode(LifecycleNode):
             self._model_lock.release()
         self._standing_done = id(frame)
         for text, result in zip(instructions, results):
-            self._publish(result, rgb, header, text, "standing")
+            mask_msg, coverage = self._mask_message(result, header)
+            self._topics.submit(result, rgb, mask_msg, coverage, text, "standing")
             self._latencies.append(float(result.timings.get("total_ms", 0.0)))
         self._counts["standing"] += len(results)
 
@@ -501,6 +556,7 @@ class MineLisaNode(LifecycleNode):
             "requests_refused_busy": str(self._counts["busy"]),
             "requests_in_flight": str(self._in_flight),
             "standing_results": str(self._counts["standing"]),
+            "topic_results_dropped": str(self._topics.dropped),
             "last_latency_ms": f"{latencies[-1]:.1f}" if latencies else "none",
             "median_latency_ms": f"{statistics.median(latencies):.1f}" if latencies else "none",
         }
