@@ -171,10 +171,14 @@ def load_class_map(spec: str | Path | None) -> ClassMap:
 # --------------------------------------------------------------------------- layout
 
 
-def capture_group(image_id: str) -> str:
-    """Capture-group key of an id: its first three fields (mine-roadway-group)."""
-    fields = image_id.split("-")
-    return "-".join(fields[:3]) if len(fields) >= 3 else image_id
+GROUP_FIELDS = 3
+
+
+def capture_group(image_id: str, fields: int = GROUP_FIELDS) -> str:
+    """Capture-group key of an id: its first ``fields`` dash-separated fields
+    (three by default: mine-roadway-group of ``01-01-01-0014-240523104754-08-99``)."""
+    parts = image_id.split("-")
+    return "-".join(parts[:fields]) if len(parts) >= fields else image_id
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,7 @@ def read_official_split(root: str | Path) -> dict[str, list[str]]:
 
 
 def group_split(
-    records: Sequence[ImageRecord], val_fraction: float = 0.2, seed: int = 0
+    records: Sequence[ImageRecord], val_fraction: float = 0.2, seed: int = 0, group_fields: int = GROUP_FIELDS
 ) -> dict[str, list[ImageRecord]]:
     """Capture-group-disjoint split with about ``val_fraction`` of the images in val.
 
@@ -318,9 +322,12 @@ def group_split(
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if group_fields < 1:
+        raise ValueError(f"group_fields must be >= 1, got {group_fields}")
+    key = {r.image_id: capture_group(r.image_id, group_fields) for r in records}
     by_group: dict[str, list[ImageRecord]] = defaultdict(list)
     for r in records:
-        by_group[r.group].append(r)
+        by_group[key[r.image_id]].append(r)
     groups = sorted(by_group)
     order = np.random.default_rng(seed).permutation(len(groups))
     target = val_fraction * len(records)
@@ -333,8 +340,8 @@ def group_split(
             val_groups.add(g)
             n_val += size
     return {
-        "train": [r for r in records if r.group not in val_groups],
-        "val": [r for r in records if r.group in val_groups],
+        "train": [r for r in records if key[r.image_id] not in val_groups],
+        "val": [r for r in records if key[r.image_id] in val_groups],
     }
 
 
@@ -364,10 +371,11 @@ class SplitSpec:
     val_fraction: float = 0.2
     seed: int = 0
     val_mines: tuple[str, ...] = ()
+    group_fields: int = GROUP_FIELDS  # leading id fields that name a capture group
 
     def describe(self) -> str:
         if self.scheme == "groups":
-            return f"groups(val_fraction={self.val_fraction}, seed={self.seed})"
+            return f"groups(val_fraction={self.val_fraction}, seed={self.seed}, group_fields={self.group_fields})"
         if self.scheme == "mines":
             return f"mines(val={','.join(self.val_mines)})"
         return self.scheme
@@ -390,7 +398,7 @@ def make_splits(root: str | Path, spec: SplitSpec = SplitSpec()) -> dict[str, li
             out[name] = [records[i] for i in ids if i in records]
         return out
     if spec.scheme == "groups":
-        return group_split(list(records.values()), spec.val_fraction, spec.seed)
+        return group_split(list(records.values()), spec.val_fraction, spec.seed, spec.group_fields)
     if spec.scheme == "mines":
         return mine_split(list(records.values()), spec.val_mines)
     raise ValueError(f"unknown split scheme {spec.scheme!r} (official, groups, mines)")

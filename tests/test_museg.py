@@ -339,3 +339,13 @@ def test_augmentation_is_deterministic_and_photometric():
     assert 5 < np.abs(noisy.astype(float) - img).mean() < 12
     with pytest.raises(ValueError, match="RGB uint8"):
         mine_augment(img.astype(np.float32), np.random.default_rng(0))
+
+
+def test_group_fields_choose_the_grouping(synth_data):
+    root, _ = synth_data
+    records = list(museg.scan(root).values())
+    assert museg.capture_group("01-02-03-0014-240523104754-08-99", 2) == "01-02"
+    by_mine = museg.group_split(records, 0.3, seed=0, group_fields=1)
+    assert not {r.mine for r in by_mine["train"]} & {r.mine for r in by_mine["val"]}
+    with pytest.raises(ValueError, match="group_fields"):
+        museg.group_split(records, 0.3, group_fields=0)

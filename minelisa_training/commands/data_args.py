@@ -16,6 +16,8 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str = "va
                         "--val-fraction 0.2026); mines: train on some mines, validate on --val-mines")
     g.add_argument("--val-fraction", type=float, default=0.2, help="share of images in val for --split-scheme groups")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the capture-group split")
+    g.add_argument("--group-fields", type=int, default=3, metavar="K",
+                   help="how many leading fields of an id (01-01-01-0014-...) name its capture group (default 3)")
     g.add_argument("--val-mines", default="", metavar="LIST",
                    help="held-out mines for --split-scheme mines, comma separated (e.g. 03,06)")
     g.add_argument("--classes", default="A", metavar="A|B|FILE",
@@ -34,7 +36,7 @@ def load_samples(args: argparse.Namespace, progress: bool = True):
     class_map = museg.load_class_map(args.classes)
     spec = museg.SplitSpec(
         scheme=args.split_scheme, val_fraction=args.val_fraction, seed=args.split_seed,
-        val_mines=tuple(m.strip() for m in args.val_mines.split(",") if m.strip()),
+        val_mines=tuple(m.strip() for m in args.val_mines.split(",") if m.strip()), group_fields=args.group_fields,
     )
     records = museg.read_split(args.data, args.split, spec)
     if args.limit is not None:
