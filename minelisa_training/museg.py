@@ -922,16 +922,16 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
     elif report.n_usable == 0:
         report.fatal.append("no image has a readable label map of the same size")
 
-    total = pixels.sum()
-    if total:
-        report.pixel_share = {
-            class_map.names[v]: float(pixels[v] / total) for v in range(class_map.num_classes) if pixels[v]
-        }
-        if pixels[IGNORE_VALUE]:
-            report.pixel_share["ignore (255)"] = float(pixels[IGNORE_VALUE] / total)
-
     report.derived_map = derive_class_map(votes)
     report.order, report.order_detail = _order_verdict(report.derived_map, class_map)
+    total = pixels.sum()
+    if total:
+        # Name values as the polygons do where they tell, so the shares stay right
+        # even when the class map in use is the wrong one.
+        name = lambda v: report.derived_map.get(v) or class_map.names[v]  # noqa: E731
+        report.pixel_share = {name(v): float(pixels[v] / total) for v in range(class_map.num_classes) if pixels[v]}
+        if pixels[IGNORE_VALUE]:
+            report.pixel_share["ignore (255)"] = float(pixels[IGNORE_VALUE] / total)
     if report.derived_map:
         agree, problems = match_order(report.derived_map, class_map)
         if agree < len(report.derived_map) and not report.order.startswith("neither"):
