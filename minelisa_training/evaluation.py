@@ -218,8 +218,10 @@ def overlay(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, caption: str) -
     out = np.ascontiguousarray(out)
     cv2.drawContours(out, contours, -1, (40, 255, 40), max(1, image.shape[0] // 300))
     scale = max(image.shape[0] / 900, 0.35)
-    cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255),
-                max(1, int(2 * scale)), cv2.LINE_AA)
+    thickness = max(1, int(2 * scale))
+    for colour, extra in (((0, 0, 0), 2), ((255, 255, 255), 0)):  # dark rim keeps it readable on any image
+        cv2.putText(out, caption, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour,
+                    thickness + extra, cv2.LINE_AA)
     return out
 
 
