@@ -403,14 +403,14 @@ class MineLisaNode(LifecycleNode):
         try:
             with self._model_lock:
                 rgb, header = self._request_frame(request)
-                result = self._segment(rgb, request.instruction)
+                result, inference_ms = self._segment(rgb, request.instruction)
             mask_msg, coverage = self._mask_message(result, header)
-            self._topics.submit(result, rgb, mask_msg, coverage, request.instruction, "service")
+            self._topics.submit(result, rgb, mask_msg, coverage, inference_ms, request.instruction, "service")
             response.success = True
             response.mask = mask_msg
             response.answer = result.answer
             response.coverage = coverage
-            response.inference_ms = float(result.timings.get("total_ms", 0.0))
+            response.inference_ms = inference_ms
             self._counts["ok"] += 1
         except (RequestError, ImageConversionError) as exc:
             response.message = str(exc)
@@ -426,7 +426,8 @@ class MineLisaNode(LifecycleNode):
             self._counts["failed"] += 1
             self.get_logger().warning(f"refused {request.instruction[:80]!r}: {response.message}")
         response.total_ms = (time.perf_counter() - start) * 1000.0
-        self._latencies.append(response.total_ms)
+        if response.success:
+            self._latencies.append(response.total_ms)
         return response
 
     def _request_frame(self, request: SegmentByInstruction.Request) -> tuple[np.ndarray, Header]:
@@ -436,8 +437,8 @@ class MineLisaNode(LifecycleNode):
             return compressed_to_rgb(request.compressed_image), request.compressed_image.header
         return self._latest_frame()
 
-    def _latest_frame(self) -> tuple[np.ndarray, Header]:
-        frame = self._frame
+    def _latest_frame(self, frame: _Frame | None = None) -> tuple[np.ndarray, Header]:
+        frame = frame or self._frame
         if frame is None:
             raise RequestError(
                 f"no frame received yet on {self._image_topic()}: is the camera publishing, and does "
@@ -456,11 +457,18 @@ class MineLisaNode(LifecycleNode):
         except ImageConversionError as exc:
             raise RequestError(f"latest frame on {self._image_topic()}: {exc}") from None
 
-    def _segment(self, rgb: np.ndarray, instructions: str | Sequence[str]):
+    def _segment(self, rgb: np.ndarray, instructions: str | Sequence[str]) -> tuple[Any, float]:
+        """Engine results (one, or a list for a list) and the engine call's wall time in ms.
+
+        The wall time, not the engine's own timings, is reported as inference time, so
+        that everything else a request takes is the node's overhead.
+        """
         if self._engine is None:
             raise RequestError("the model is not loaded")
+        start = time.perf_counter()
         results = self._engine.segment(rgb, instructions)
-        return results[0] if isinstance(instructions, str) else results
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        return (results[0] if isinstance(instructions, str) else results), elapsed_ms
 
     def _mask_message(self, result: Any, header: Header) -> tuple[Image, float]:
         """The result's mono8 mask message and its coverage (0..1)."""
@@ -468,8 +476,8 @@ class MineLisaNode(LifecycleNode):
         coverage = cv2.countNonZero(mono8) / mono8.size if mono8.size else 0.0
         return fill_image(Image(), mono8, "mono8", header), coverage
 
-    def _publish(self, result: Any, rgb: np.ndarray, mask_msg: Image, coverage: float, instruction: str,
-                 source: str) -> None:
+    def _publish(self, result: Any, rgb: np.ndarray, mask_msg: Image, coverage: float, inference_ms: float,
+                 instruction: str, source: str) -> None:
         """Publish one result on ~/mask, ~/overlay and ~/result (on the topic worker thread)."""
         mask_pub, overlay_pub, result_pub = self._mask_pub, self._overlay_pub, self._result_pub
         if mask_pub is None:  # cleaned up meanwhile
@@ -481,7 +489,7 @@ class MineLisaNode(LifecycleNode):
         if result_pub.get_subscription_count() > 0:
             result_pub.publish(ResultMsg(
                 header=mask_msg.header, instruction=instruction, answer=result.answer, mask=mask_msg,
-                coverage=float(coverage), inference_ms=float(result.timings.get("total_ms", 0.0)), source=source,
+                coverage=float(coverage), inference_ms=float(inference_ms), source=source,
             ))
 
     # -- standing instructions --------------------------------------------------------
@@ -508,8 +516,8 @@ class MineLisaNode(LifecycleNode):
         if not self._model_lock.acquire(blocking=False):
             return  # a service call is running: it has priority
         try:
-            rgb, header = self._latest_frame()
-            results = self._segment(rgb, instructions)
+            rgb, header = self._latest_frame(frame)
+            results, inference_ms = self._segment(rgb, instructions)
         except Exception as exc:
             message = str(exc) if isinstance(exc, (RequestError, ImageConversionError)) else describe_model_error(exc)
             self.get_logger().warning(f"standing instructions: {message}", throttle_duration_sec=10.0)
@@ -519,8 +527,7 @@ class MineLisaNode(LifecycleNode):
         self._standing_done = id(frame)
         for text, result in zip(instructions, results):
             mask_msg, coverage = self._mask_message(result, header)
-            self._topics.submit(result, rgb, mask_msg, coverage, text, "standing")
-            self._latencies.append(float(result.timings.get("total_ms", 0.0)))
+            self._topics.submit(result, rgb, mask_msg, coverage, inference_ms, text, "standing")
         self._counts["standing"] += len(results)
 
     # -- diagnostics --------------------------------------------------------------------
@@ -557,8 +564,8 @@ class MineLisaNode(LifecycleNode):
             "requests_in_flight": str(self._in_flight),
             "standing_results": str(self._counts["standing"]),
             "topic_results_dropped": str(self._topics.dropped),
-            "last_latency_ms": f"{latencies[-1]:.1f}" if latencies else "none",
-            "median_latency_ms": f"{statistics.median(latencies):.1f}" if latencies else "none",
+            "last_service_latency_ms": f"{latencies[-1]:.1f}" if latencies else "none",
+            "median_service_latency_ms": f"{statistics.median(latencies):.1f}" if latencies else "none",
         }
         status = DiagnosticStatus(
             level=level, name=f"{self.get_fully_qualified_name()}: segmentation",
