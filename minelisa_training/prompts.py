@@ -17,8 +17,7 @@ EOS_TEXT = "</s>"
 IMAGE_TOKEN_INDEX = -200  # placeholder id that the image tokens replace (LLaVA convention)
 IGNORE_INDEX = -100
 
-# The MineLISA paper's template: one instruction, one image, one mask.
-INSTRUCTION_TEMPLATE = "Please segment the {class_name} in this image."
+# The MineLISA paper's answer (its instruction templates live in museg.py).
 DEFAULT_ANSWER = "[SEG]."
 
 

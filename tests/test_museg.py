@@ -49,12 +49,6 @@ def test_classes_file(tmp_path):
         museg.load_class_map(tmp_path / "nope.txt")
 
 
-def test_paper_template_matches_prompts():
-    from minelisa_training import prompts
-
-    assert museg.INSTRUCTION_TEMPLATES[0] == museg.PAPER_TEMPLATE == prompts.INSTRUCTION_TEMPLATE
-
-
 # ----------------------------------------------------------------- layout and splits
 
 
