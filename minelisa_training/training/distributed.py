@@ -36,7 +36,9 @@ def effective_precision(config: TrainConfig, device: str) -> str:
 def build_deepspeed_config(config: TrainConfig, device: str, total_steps: int) -> dict[str, Any]:
     """The DeepSpeed JSON config for a recipe: AdamW + linear warm-up/decay + ZeRO-2."""
     precision = effective_precision(config, device)
-    warmup = max(0, min(config.optim.warmup_steps, total_steps - 1))
+    # DeepSpeed needs >= 1 warm-up step, and starting from warmup_min_lr = 0 would
+    # make the first optimizer steps no-ops: start at the first warm-up increment.
+    warmup = max(1, min(config.optim.warmup_steps, total_steps - 1))
     return {
         "train_micro_batch_size_per_gpu": config.train.batch_size,
         "gradient_accumulation_steps": config.train.gradient_accumulation_steps,
@@ -56,7 +58,7 @@ def build_deepspeed_config(config: TrainConfig, device: str, total_steps: int) -
             "type": "WarmupDecayLR",
             "params": {
                 "total_num_steps": max(total_steps, 1),
-                "warmup_min_lr": 0.0,
+                "warmup_min_lr": config.optim.lr / (warmup + 1),
                 "warmup_max_lr": config.optim.lr,
                 "warmup_num_steps": warmup,
                 "warmup_type": "linear",

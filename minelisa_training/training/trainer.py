@@ -265,10 +265,10 @@ class Trainer:
             self._barrier()
             return None
         from ..engine import SegmentationEngine
-        from ..evaluation import evaluate_samples
+        from ..evaluation import evaluate
 
         engine = SegmentationEngine(model, tokenizer)
-        report = evaluate_samples(engine, splits.val, splits.class_map, progress=self.config.runtime.progress)
+        report = evaluate(engine, splits.val, splits.class_map, progress=self.config.runtime.progress)
         model.train()
         metrics = {"giou": report["giou"], "ciou": report["ciou"], "n_samples": report["n_samples"]}
         log.write("val", state.step, {"epoch": state.epoch, **metrics})

@@ -1,0 +1,33 @@
+"""Small builders shared by the training tests (tiny model, one training batch)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minelisa_training.checkpoint import save_bundle
+from minelisa_training.testing import build_model, write_tiny_tokenizer
+from minelisa_training.training.data import Example, ExampleEncoder, TrainBatch, collate
+from minelisa_training.training.demo import demo_model_config
+
+
+def tiny_demo_model(tmp_path: Path, seed: int = 0):
+    """The demo's tiny model (SAM at 256 px: fast on a CPU) and its tokenizer."""
+    tokenizer = write_tiny_tokenizer(tmp_path / "tokenizer")
+    return build_model(demo_model_config(len(tokenizer)), tokenizer, seed), tokenizer
+
+
+def tiny_demo_bundle(tmp_path: Path, seed: int = 0) -> Path:
+    model, tokenizer = tiny_demo_model(tmp_path, seed)
+    return save_bundle(model, tokenizer, tmp_path / "bundle")
+
+
+def training_batch(model, tokenizer, seed: int = 0, instruction: str = "Please segment the cable in this image.") -> TrainBatch:
+    """One example: a 120x96 image with a bright box and its mask."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 60, size=(96, 120, 3), dtype=np.uint8)
+    mask = np.zeros((96, 120), dtype=bool)
+    mask[30:70, 20:90] = True
+    image[mask] = (200, 180, 40)
+    encoder = ExampleEncoder(tokenizer, model.config.mm_use_im_start_end, model.config.sam.image_size)
+    return collate([encoder(Example("img", image, instruction, mask, class_id=2))], tokenizer.pad_id)
