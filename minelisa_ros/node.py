@@ -182,6 +182,7 @@ class MineLisaNode(LifecycleNode):
         self._in_flight = 0
         self._frame: _Frame | None = None
         self._frames = _RateMeter()
+        self._last_warning: tuple[str, float] = ("", 0.0)  # (hint, time) of the last no-frame warning
         self._standing_done: int | None = None  # id() of the last frame the standing timer segmented
         self._latencies: deque[float] = deque(maxlen=50)
         self._counts = {"ok": 0, "failed": 0, "busy": 0, "standing": 0}
@@ -381,6 +382,11 @@ class MineLisaNode(LifecycleNode):
             hint = f"{len(publishers)} publisher(s) with reliability {', '.join(theirs)}"
             if ours == "reliable" and "best_effort" in theirs:
                 hint += "; this node asks for reliable, which a best_effort publisher cannot serve: set qos_reliability:=best_effort"
+        # Repeat an unchanged warning once a minute, not every period.
+        now = time.monotonic()
+        if self._last_warning[0] == hint and now - self._last_warning[1] < 60.0:
+            return
+        self._last_warning = (hint, now)
         self.get_logger().warning(f"no frame received on {topic} for {period:.0f} s: {hint}")
 
     # -- service ------------------------------------------------------------------
