@@ -19,6 +19,7 @@ STORAGES = ("sqlite3", "mcap")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.description = __doc__.split("\n", 1)[1].strip()
     parser.epilog = (
         "example:\n"
         "  minelisa bag --in drive_2024_05 --topic /camera/image_raw \\\n"
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
 
+    from minelisa_training.checkpoint import CheckpointError
     from minelisa_training.engine import SegmentationEngine
 
     from .image_conversion import compressed_to_rgb, image_to_rgb, mask_to_mono8
@@ -103,9 +105,13 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
 
-        engine = SegmentationEngine.from_pretrained(
-            args.model, vision_tower=args.vision_tower, device=args.device, dtype=args.dtype, mode=args.mode
-        )
+        try:
+            engine = SegmentationEngine.from_pretrained(
+                args.model, vision_tower=args.vision_tower, device=args.device, dtype=args.dtype, mode=args.mode
+            )
+        except CheckpointError as exc:
+            print(f"minelisa bag: error: {exc}", file=sys.stderr)
+            return 2
         storage = args.storage or _input_storage(args.input)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         skipped: Counter[str] = Counter()

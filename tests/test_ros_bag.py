@@ -117,3 +117,5 @@ def test_bag_errors_are_specific(tmp_path, bundle, capsys):
     assert main(["bag", "--in", str(tmp_path), "--topic", "/cam/image", "--instruction", "x",
                  "--model", str(bundle), "--out", str(tmp_path / "c")]) == 2
     assert "not a rosbag2 directory" in capsys.readouterr().err
+    assert main([*base[:-1], str(tmp_path / "no_model"), "--topic", "/cam/image", "--out", str(tmp_path / "d")]) == 2
+    assert "minelisa bag: error: " in capsys.readouterr().err
