@@ -117,6 +117,7 @@ def run_probe(env: dict[str, str], scenario: str, out_dir: Path, timeout: float 
     done = subprocess.run(
         [sys.executable, str(PROBE), spec], env=env, capture_output=True, text=True, timeout=timeout
     )
+    (out_dir / "probe.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(f"probe {scenario} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
     return json.loads((out_dir / "report.json").read_text())

@@ -192,7 +192,10 @@ class Probe:
         self.report["published"] = self.published
         np.savez(out / "arrays.npz", **self.arrays)
         (out / "report.json").write_text(json.dumps(self.report))
-        self.executor.shutdown()
+        # Stop spinning before the node goes: destroying it under a live spin
+        # thread can crash the interpreter at exit.
+        self.executor.shutdown(timeout_sec=10.0)
+        self.spinner.join(timeout=10.0)
         self.node.destroy_node()
 
 
