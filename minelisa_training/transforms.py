@@ -20,6 +20,9 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+MAX_ASPECT_RATIO = 20
+
+
 class InvalidInputError(ValueError):
     """A request the engine refuses, with a message that says exactly why."""
 
@@ -31,8 +34,14 @@ def check_rgb_image(image: object) -> np.ndarray:
         raise InvalidInputError(f"image dtype must be uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise InvalidInputError(f"image must be RGB with shape (H, W, 3), got shape {tuple(image.shape)}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
         raise InvalidInputError(f"image is empty: shape {tuple(image.shape)}")
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise InvalidInputError(
+            f"image is {w}x{h}: an aspect ratio above {MAX_ASPECT_RATIO}:1 leaves nothing to see "
+            "once the short side is scaled for the encoders"
+        )
     return image
 
 

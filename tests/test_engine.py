@@ -102,6 +102,7 @@ def test_fast_mode_per_call_override(tiny, rgb_image):
         (np.zeros((10, 10), np.uint8), "cable", "shape \\(H, W, 3\\)"),
         (np.zeros((10, 10, 4), np.uint8), "cable", "shape \\(H, W, 3\\)"),
         (np.zeros((0, 10, 3), np.uint8), "cable", "empty"),
+        (np.zeros((1, 3000, 3), np.uint8), "cable", "aspect ratio above 20:1"),
         ([[0, 0, 0]], "cable", "numpy array"),
         (np.zeros((10, 10, 3), np.uint8), "", "instruction is empty"),
         (np.zeros((10, 10, 3), np.uint8), "   ", "instruction is empty"),

@@ -133,11 +133,11 @@ def test_bad_request_gets_specific_message(run, name, expected):
     assert call["mask"]["size"] == [0, 0]
 
 
-def test_model_error_is_reported_and_node_keeps_serving(run):
+def test_engine_refusal_is_reported_and_node_keeps_serving(run):
     call = run.main["calls"]["bad_model_error"]
     assert not call["success"]
-    # The engine cannot resize a 1 x 3000 strip; whichever layer names it, the caller is told.
-    assert call["message"].startswith(("model error: ", "invalid request: ")), call["message"]
+    # The engine refuses a 1 x 3000 strip (nothing is left once scaled); the caller is told why.
+    assert call["message"].startswith("invalid request: ") and "aspect ratio" in call["message"], call["message"]
     assert run.main["calls"]["good_after_bad"]["success"]
 
 
