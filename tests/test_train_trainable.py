@@ -66,12 +66,17 @@ def test_base_stage_trains_the_whole_model_but_clip(tmp_path) -> None:
     assert not any("lora" in n or n.endswith(".rows") for n, _ in model.named_parameters())
 
 
-def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path) -> None:
+def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path, monkeypatch) -> None:
     import deepspeed
+    from minelisa_training.training.distributed import free_port
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
 
     model, tokenizer, _ = _prepared(tmp_path)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    # One process of world size 1, as the issue specifies; the variables are restored afterwards.
+    for var, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1"),
+                       ("MASTER_PORT", str(free_port()))):
+        monkeypatch.setenv(var, value)
     prepare_single_process_env("cpu")
     engine, optimizer, _, _ = deepspeed.initialize(
         model=model,

@@ -1,6 +1,7 @@
 """Small builders shared by the training tests (tiny model, one training batch)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +32,12 @@ def training_batch(model, tokenizer, seed: int = 0, instruction: str = "Please s
     image[mask] = (200, 180, 40)
     encoder = ExampleEncoder(tokenizer, model.config.mm_use_im_start_end, model.config.sam.image_size)
     return collate([encoder(Example("img", image, instruction, mask, class_id=2))], tokenizer.pad_id)
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a `minelisa` child process: the command fills in the rank
+    variables for one process itself (inherited ones could name a port in use)."""
+    env = dict(os.environ)
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(var, None)
+    return env

@@ -107,8 +107,7 @@ class SampleDataset(torch.utils.data.Dataset):
         item = museg.load_sample(sample, self.class_map)
         image = item.image
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            image = self.augment(image, rng)
+            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, index]))
         return Example(
             key=sample.image_id, image=image, instruction=item.instruction, mask=item.mask, ignore=item.ignore,
             class_id=item.class_id,

@@ -1,0 +1,94 @@
+"""A real `minelisa train` run through DeepSpeed ZeRO-2 on CPU, killed with SIGKILL and resumed:
+same final step count, the schedule continues where it stopped, and the loss keeps falling."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from data_fixtures import synth_data  # noqa: F401  (fixture)
+from minelisa_training.training.metrics_log import read_metrics
+from train_helpers import subprocess_env, tiny_demo_bundle
+
+MAX_STEPS = 60
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "minelisa_training.cli", *args]
+
+
+def _latest_step(run: Path) -> int | None:
+    try:
+        name = (run / "checkpoints" / "latest").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(name.removeprefix("step"))
+
+
+def test_kill_and_resume(synth_data, tmp_path) -> None:  # noqa: F811
+    root, _ = synth_data
+    bundle = tiny_demo_bundle(tmp_path / "model")
+    run = tmp_path / "run"
+    args = _cli(
+        "train", "--config", "tiny_cpu", "--out", str(run), f"model.path={bundle}", f"data.root={root}",
+        f"train.max_steps={MAX_STEPS}", "train.epochs=100", "runtime.save_every_steps=5", "runtime.log_every=1",
+        "runtime.progress=false", "data.max_val_samples=4", "optim.warmup_steps=5",
+    )
+    proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and (_latest_step(run) or 0) < 15 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up: the checkpoint files must be safe on their own
+    output = proc.communicate()[0]
+    assert proc.returncode == -signal.SIGKILL, output[-3000:]
+    killed_at = _latest_step(run)
+    assert killed_at is not None and 15 <= killed_at < MAX_STEPS, output[-3000:]
+    assert not (run / "summary.json").exists()
+
+    resumed = subprocess.run(_cli("train", "--resume", "--out", str(run)), env=subprocess_env(), capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    match = re.search(r"resumed from \S+ at step (\d+)", resumed.stdout)
+    assert match and int(match.group(1)) == killed_at
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == MAX_STEPS
+    records = read_metrics(run, "train")
+    steps = [r["step"] for r in records]
+    assert steps == list(range(1, MAX_STEPS + 1))  # every step logged once: no gap, no repeat
+
+    # The scheduler continued: after warm-up the lr falls by the same amount every step,
+    # across the resume too (a fresh scheduler would restart the warm-up from ~0).
+    lrs = {r["step"]: r["lr"] for r in records}
+    k = killed_at
+    assert lrs[k + 1] < lrs[k]
+    assert lrs[k + 1] - lrs[k] == pytest.approx(lrs[k] - lrs[k - 1], rel=1e-6)
+
+    losses = [r["total"] for r in records]
+    before_kill = losses[:10]
+    after_resume = losses[k : k + 10]
+    end = losses[-10:]
+    assert sum(after_resume) / 10 < sum(before_kill) / 10
+    assert sum(end) / 10 < sum(before_kill) / 10
+
+    # The resumed run's weights export through the CLI.
+    out = subprocess.run(_cli("export", "--run", str(run), "--out", str(tmp_path / "bundle"), "--which", "last"),
+                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "bundle" / "model.safetensors").is_file()
+
+
+def test_new_run_refuses_an_existing_run_folder_and_resume_needs_one(tmp_path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    bad = subprocess.run(_cli("train", "--config", "tiny_cpu", "--out", str(run), "model.path=/x", f"data.root={tmp_path}"),
+                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    empty = subprocess.run(_cli("train", "--resume", "--out", str(tmp_path / "none")), env=subprocess_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert empty.returncode == 2 and "not a training run" in empty.stderr
