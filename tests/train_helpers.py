@@ -30,7 +30,7 @@ def training_batch(model, tokenizer, seed: int = 0, instruction: str = "Please s
     mask = np.zeros((96, 120), dtype=bool)
     mask[30:70, 20:90] = True
     image[mask] = (200, 180, 40)
-    encoder = ExampleEncoder(tokenizer, model.config.mm_use_im_start_end, model.config.sam.image_size)
+    encoder = ExampleEncoder(tokenizer, model.config)
     return collate([encoder(Example("img", image, instruction, mask, class_id=2))], tokenizer.pad_id)
 
 

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..config import MineLisaConfig
 from ..modeling.lisa import ModelInputs
 from ..prompts import DEFAULT_ANSWER, IGNORE_INDEX, encode_conversation
 from ..tokenization import LisaTokenizer
@@ -72,10 +73,11 @@ class TrainBatch:
 class ExampleEncoder:
     """Tokenises the conversation and builds both image views for one example."""
 
-    def __init__(self, tokenizer: LisaTokenizer, use_im_start_end: bool, sam_size: int, answer: str = DEFAULT_ANSWER) -> None:
+    def __init__(self, tokenizer: LisaTokenizer, config: MineLisaConfig, answer: str = DEFAULT_ANSWER) -> None:
         self.tokenizer = tokenizer
-        self.use_im_start_end = use_im_start_end
-        self.sam_size = sam_size
+        self.use_im_start_end = config.mm_use_im_start_end
+        self.sam_size = config.sam.image_size
+        self.clip_size = int(config.vision["image_size"])
         self.answer = answer
 
     def __call__(self, example: Example) -> EncodedExample:
@@ -87,7 +89,7 @@ class ExampleEncoder:
             key=example.key,
             input_ids=input_ids,
             labels=labels,
-            clip_pixels=clip_view(example.image),
+            clip_pixels=clip_view(example.image, self.clip_size),
             sam_pixels=view.pixels,
             input_size=view.input_size,
             original_size=view.original_size,

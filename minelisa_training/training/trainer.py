@@ -131,7 +131,7 @@ class Trainer:
         if is_main_process() and not self.resume:
             save_run_config(cfg, self.run_dir)
 
-        encoder = ExampleEncoder(tokenizer, model.config.mm_use_im_start_end, model.config.sam.image_size)
+        encoder = ExampleEncoder(tokenizer, model.config)
         augment = self.augment if cfg.data.augment else None
         train_set = SampleDataset(splits.train, splits.class_map, encoder, augment, seed=cfg.train.seed)
         world = int(os.environ.get("WORLD_SIZE", "1"))
