@@ -27,6 +27,7 @@ import numpy as np
 
 from . import museg
 from .metrics import IoUAccumulator, score_pair
+from .visualization import overlay_mask
 
 
 def mask_path(directory: str | Path, sample: museg.Sample) -> Path:
@@ -211,11 +212,8 @@ def score_masks(
 
 def overlay(image: np.ndarray, gt: np.ndarray, pred: np.ndarray, caption: str) -> np.ndarray:
     """RGB picture: prediction tinted red, ground-truth outline green, caption on top."""
-    out = image.astype(np.float32)
-    out[pred] = 0.5 * out[pred] + 0.5 * np.array([255, 40, 40], np.float32)
-    out = out.astype(np.uint8)
+    out = overlay_mask(image, pred, color=(255, 40, 40))
     contours, _ = cv2.findContours(gt.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    out = np.ascontiguousarray(out)
     cv2.drawContours(out, contours, -1, (40, 255, 40), max(1, image.shape[0] // 300))
     scale = max(image.shape[0] / 900, 0.35)
     thickness = max(1, int(2 * scale))
