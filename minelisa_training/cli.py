@@ -31,7 +31,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minelisa",
         description="MineLISA: instruction-guided segmentation for underground mines.",
-        epilog="Run 'minelisa COMMAND --help' for the options of one command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "typical use:\n"
+            "  minelisa demo                                   # everything, on synthetic data, CPU\n"
+            "  minelisa museg check /data/MUSeg                # is the dataset usable?\n"
+            "  minelisa train --config museg_lisa7b --out runs/museg model.path=... data.root=...\n"
+            "  minelisa export --run runs/museg --out bundles/minelisa-museg\n"
+            "  minelisa eval --model bundles/minelisa-museg --data /data/MUSeg --out report.json\n"
+            "  minelisa segment --model bundles/minelisa-museg --image f.jpg --instruction 'the cable' --out m.png\n"
+            "\nNothing is downloaded: every model path is a local directory.\n"
+            "Run 'minelisa COMMAND --help' for the options of one command."
+        ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
