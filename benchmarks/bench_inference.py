@@ -5,14 +5,16 @@ LISA-7B sizes with random weights in bf16. Input 1082x932 (MUSeg). Prints a
 table: per-stage p50/p90 for one instruction, peak GPU memory, and the ratio
 time(8 instructions on one frame) / time(1 instruction).
 
-    python benchmarks/bench_inference.py [--repeats 10] [--presets tiny,lisa-7b]
+    python benchmarks/bench_inference.py [--repeats 10] [--presets tiny,lisa-7b] [--out table.md]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -37,7 +39,11 @@ def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict
     if name == "tiny":
         model = build_model(tiny_config(len(tok)), tok, device=device, dtype=dtype)
     else:
-        model = lisa_7b_random(tok, device=device, dtype=dtype)
+        start = time.perf_counter()
+        model = lisa_7b_random(tok, device=device, dtype=dtype)  # built on the GPU, never on the CPU
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        print(f"{name}: built on {device} in {dtype} in {time.perf_counter() - start:.1f} s", flush=True)
     engine = SegmentationEngine(model, tok)
     image = np.random.default_rng(0).integers(0, 255, size=(932, 1082, 3), dtype=np.uint8)
     if device.startswith("cuda"):
@@ -71,27 +77,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--presets", default="tiny,lisa-7b", help="comma list of tiny, lisa-7b")
+    parser.add_argument("--out", help="also write the table to this file")
     args = parser.parse_args()
-    rows = []
+    runs = []
     for preset in args.presets.split(","):
         if preset == "tiny":
-            rows.append(run_preset("tiny", "cpu", torch.float32, args.repeats))
+            runs.append(("tiny", "cpu", torch.float32))
             if torch.cuda.is_available():
-                rows.append(run_preset("tiny", "cuda", torch.bfloat16, args.repeats))
+                runs.append(("tiny", "cuda", torch.bfloat16))
         elif preset == "lisa-7b":
             if not torch.cuda.is_available():
                 print("lisa-7b: skipped, no CUDA device on this machine (it needs ~16 GB of GPU memory)")
                 continue
-            rows.append(run_preset("lisa-7b", "cuda", torch.bfloat16, args.repeats))
-    print()
-    print("| preset | device | dtype | params (M) | clip p50 | sam enc p50 | llm p50 | decoder p50 | "
-          "1 instr p50 / p90 (ms) | 8 instr p50 (ms) | ratio 8/1 | peak GPU (GiB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+            runs.append(("lisa-7b", "cuda", torch.bfloat16))
+        else:
+            parser.error(f"unknown preset {preset!r} (tiny, lisa-7b)")
+    rows, failed = [], []
+    for name, device, dtype in runs:
+        try:
+            rows.append(run_preset(name, device, dtype, args.repeats))
+        except Exception:  # one failed preset still leaves the others' rows
+            traceback.print_exc()
+            failed.append(f"{name} on {device}")
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    lines = [
+        "| preset | device | dtype | params (M) | clip p50 | sam enc p50 | llm p50 | decoder p50 | "
+        "1 instr p50 / p90 (ms) | 8 instr p50 (ms) | ratio 8/1 | peak GPU (GiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        print(f"| {r['preset']} | {r['device']} | {r['dtype']} | {r['params_M']:.1f} | {r['clip_ms_p50']:.1f} | "
-              f"{r['sam_encoder_ms_p50']:.1f} | {r['llm_ms_p50']:.1f} | {r['decoder_ms_p50']:.1f} | "
-              f"{r['one_p50']:.1f} / {r['one_p90']:.1f} | {r['eight_p50']:.1f} | {r['ratio_8_to_1']:.2f} | "
-              f"{r['peak_gib']:.1f} |")
+        lines.append(
+            f"| {r['preset']} | {r['device']} | {r['dtype']} | {r['params_M']:.1f} | {r['clip_ms_p50']:.1f} | "
+            f"{r['sam_encoder_ms_p50']:.1f} | {r['llm_ms_p50']:.1f} | {r['decoder_ms_p50']:.1f} | "
+            f"{r['one_p50']:.1f} / {r['one_p90']:.1f} | {r['eight_p50']:.1f} | {r['ratio_8_to_1']:.2f} | "
+            f"{r['peak_gib']:.1f} |"
+        )
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,19 @@ CPU: the tiny preset (SAM at 1024 px, as shipped) and the demo's tiny model (SAM
 at the original resolution), with and without cached encoder outputs.
 GPU (only where CUDA is available): LISA-7B sizes with random weights, FP16, ZeRO-2,
 gradient checkpointing, batch 1: samples/s and peak GPU memory (target: fits 24 GB).
+The 7B model is built directly on the GPU in fp16 (never in fp32 on the CPU).
 
-    python benchmarks/bench_train.py [--steps 10] [--skip-gpu]
+DeepSpeed picks its accelerator once per process, so `--device all` (the default)
+runs the CPU rows here and the GPU row in a child process (`--device cuda`).
+
+    python benchmarks/bench_train.py [--steps 10] [--device all|cpu|cuda] [--skip-gpu] [--out table.md]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +56,7 @@ def measure(model, tokenizer, recipe_name: str, device: str, steps: int, cache: 
         model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
         config=build_deepspeed_config(recipe, device, total_steps=steps + 10),
     )
-    encoder = ExampleEncoder(tokenizer, model.config.mm_use_im_start_end, model.config.sam.image_size)
+    encoder = ExampleEncoder(tokenizer, model.config)
     encoded = encoder(example())
     loss_fn = SegmentationLoss()
     store = EmbeddingCache(cache_sam=cache, cache_clip=cache)
@@ -79,35 +86,83 @@ def measure(model, tokenizer, recipe_name: str, device: str, steps: int, cache: 
     return {"samples_per_s": steps / elapsed, "ms_per_step": 1000 * elapsed / steps, "trainable": trainable, "peak_gib": peak}
 
 
+HEADER = f"{'model':52s} {'device':24s} {'precision':20s} {'samples/s':>9s} {'ms/step':>8s} {'trainable':>12s} {'peak GiB':>8s}"
+
+
+def format_row(name: str, device: str, precision: str, r: dict) -> str:
+    return (f"{name:52s} {device:24s} {precision:20s} {r['samples_per_s']:9.2f} {r['ms_per_step']:8.0f} "
+            f"{r['trainable']:12,d} {r['peak_gib']:8.2f}")
+
+
+def cpu_rows(tokenizer, steps: int) -> list:
+    prepare_single_process_env("cpu")
+    rows = []
+    cases = [
+        ("tiny preset (SAM 1024 px)", tiny_config, False),
+        ("tiny preset (SAM 1024 px), cached encoders", tiny_config, True),
+        ("demo model (SAM 256 px / patch 8)", demo_model_config, False),
+        ("demo model (SAM 256 px / patch 8), cached encoders", demo_model_config, True),
+    ]
+    for name, make_config, cache in cases:
+        model = build_model(make_config(len(tokenizer)), tokenizer, seed=0).train()
+        r = measure(model, tokenizer, "tiny_cpu", "cpu", steps, cache)
+        rows.append((name, f"CPU x{torch.get_num_threads()}", "fp32", r))
+    return rows
+
+
+def gpu_row(tokenizer, steps: int) -> tuple:
+    """LISA-7B sizes, random weights, built on the GPU in fp16 (the recipe's precision)."""
+    prepare_single_process_env("cuda")
+    start = time.perf_counter()
+    model = lisa_7b_random(tokenizer, device="cuda", dtype=torch.float16).train()
+    torch.cuda.synchronize()
+    print(f"LISA-7B sizes built on {torch.cuda.get_device_name()} in {time.perf_counter() - start:.1f} s "
+          f"({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, "
+          f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB)", flush=True)
+    r = measure(model, tokenizer, "museg_lisa7b", "cuda", steps, cache=False)
+    return ("LISA-7B sizes, random weights", torch.cuda.get_device_name(), "fp16 ZeRO-2 + ckpt", r)
+
+
+def gpu_rows_in_child(steps: int) -> list:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "gpu.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--device", "cuda", "--steps", str(steps), "--json", str(out)]
+        if subprocess.run(cmd).returncode != 0 or not out.exists():
+            print("the LISA-7B GPU measurement failed (see the output above)")
+            return []
+        return [tuple(row) for row in json.loads(out.read_text())]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--skip-gpu", action="store_true")
+    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
+                        help="all: the CPU rows, and the GPU row where CUDA is available (in a child process)")
+    parser.add_argument("--skip-gpu", action="store_true", help="same as --device cpu")
+    parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # rows for a parent process
     args = parser.parse_args()
+    device = "cpu" if args.skip_gpu else args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = write_tiny_tokenizer(Path(tmp) / "tok")
-        prepare_single_process_env("cpu")
-        cases = [
-            ("tiny preset (SAM 1024 px)", tiny_config, False),
-            ("tiny preset (SAM 1024 px), cached encoders", tiny_config, True),
-            ("demo model (SAM 256 px / patch 8)", demo_model_config, False),
-            ("demo model (SAM 256 px / patch 8), cached encoders", demo_model_config, True),
-        ]
-        for name, make_config, cache in cases:
-            model = build_model(make_config(len(tokenizer)), tokenizer, seed=0).train()
-            r = measure(model, tokenizer, "tiny_cpu", "cpu", args.steps, cache)
-            rows.append((name, f"CPU x{torch.get_num_threads()}", "fp32", r))
-        if torch.cuda.is_available() and not args.skip_gpu:
-            model = lisa_7b_random(tokenizer).to("cuda").train()
-            r = measure(model, tokenizer, "museg_lisa7b", "cuda", args.steps, cache=False)
-            rows.append(("LISA-7B sizes, random weights", torch.cuda.get_device_name(), "fp16 ZeRO-2 + ckpt", r))
+        if device == "cuda":
+            rows.append(gpu_row(tokenizer, args.steps))
         else:
-            print("no CUDA device: the LISA-7B GPU measurement (fp16, ZeRO-2, gradient checkpointing) is skipped")
-    print(f"\n{'model':52s} {'device':12s} {'precision':20s} {'samples/s':>9s} {'ms/step':>8s} {'trainable':>12s} {'peak GiB':>8s}")
-    for name, device, precision, r in rows:
-        print(f"{name:52s} {device:12s} {precision:20s} {r['samples_per_s']:9.2f} {r['ms_per_step']:8.0f} "
-              f"{r['trainable']:12,d} {r['peak_gib']:8.2f}")
+            rows += cpu_rows(tokenizer, args.steps)
+            if device == "all" and torch.cuda.is_available():
+                rows += gpu_rows_in_child(args.steps)
+            else:
+                print("no CUDA device (or --device cpu): the LISA-7B GPU measurement "
+                      "(fp16, ZeRO-2, gradient checkpointing) is skipped")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows))
+    table = "\n".join([HEADER, *(format_row(*row) for row in rows)])
+    print("\n" + table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
 
 
 if __name__ == "__main__":

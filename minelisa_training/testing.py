@@ -96,10 +96,22 @@ def write_tiny_bundle(path: str | Path, seed: int = 0) -> Path:
 
 
 def lisa_7b_random(
-    tokenizer: LisaTokenizer, device: str | torch.device = "cuda", dtype: torch.dtype = torch.bfloat16
+    tokenizer: LisaTokenizer,
+    device: str | torch.device = "cuda",
+    dtype: torch.dtype = torch.bfloat16,
+    vocab_size: int | None = None,
 ) -> MineLisaModel:
-    """LISA-7B sizes with random weights (for GPU benchmarks; ~7.9 B parameters)."""
-    return build_model(lisa_7b_config(len(tokenizer)), tokenizer, device=device, dtype=dtype)
+    """LISA-7B sizes with random weights (for GPU benchmarks; ~7.9 B parameters).
+
+    Built directly on `device` in `dtype` (about 16 GB in bf16/fp16; never an fp32
+    copy on the CPU). The vocabulary is LISA-7B-v1's 32,004 rows unless given (the
+    tiny tokenizer's ids are a subset), so embedding and lm_head sizes are the real
+    ones. `device="meta"` builds the structure without allocating any memory.
+    """
+    vocab = vocab_size if vocab_size is not None else max(len(tokenizer), 32004)
+    if vocab < len(tokenizer):
+        raise ValueError(f"vocab_size {vocab} is smaller than the tokenizer ({len(tokenizer)} ids)")
+    return build_model(lisa_7b_config(vocab), tokenizer, device=device, dtype=dtype)
 
 
 def write_clip_dir(path: str | Path, model: MineLisaModel) -> Path:
