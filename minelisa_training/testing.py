@@ -101,7 +101,7 @@ def lisa_7b_random(
     dtype: torch.dtype = torch.bfloat16,
     vocab_size: int | None = None,
 ) -> MineLisaModel:
-    """LISA-7B sizes with random weights (for GPU benchmarks; ~7.9 B parameters).
+    """LISA-7B sizes with random weights (for GPU benchmarks; 7.7 B parameters).
 
     Built directly on `device` in `dtype` (about 16 GB in bf16/fp16; never an fp32
     copy on the CPU). The vocabulary is LISA-7B-v1's 32,004 rows unless given (the
