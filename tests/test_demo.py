@@ -21,7 +21,8 @@ def test_quick_demo(tmp_path) -> None:
         assert 0.0 <= summary[key]["giou"] <= 1.0 and 0.0 <= summary[key]["ciou"] <= 1.0
         assert summary[key]["n_samples"] == summary["data"]["val_samples"] > 0
     assert summary["gain"]["giou"] == summary["after"]["giou"] - summary["before"]["giou"]
-    # Training reduced the loss in both stages.
+    # Training reduced the loss in every stage.
+    assert summary["train_loss"]["naming"]["last"] < summary["train_loss"]["naming"]["first"]
     for stage in ("base_stage", "lora_stage"):
         trend = summary["train_loss"][stage]
         assert trend["mean_last_quarter"] < trend["mean_first_quarter"], (stage, trend)
@@ -29,6 +30,7 @@ def test_quick_demo(tmp_path) -> None:
     assert (out / "models" / "minelisa-demo" / "model.safetensors").is_file() and bundle.endswith("minelisa-demo")
     card = json.loads((out / "models" / "minelisa-demo" / "model_card.json").read_text())
     assert card["training_config"]["lora"]["r"] == 8
+    assert {"untrained", "named", "base", "minelisa-demo"} <= {p.name for p in (out / "models").iterdir()}
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["after", "after_base_stage", "before"]
     assert len(list((out / "overlays" / "after").glob("*.jpg"))) == summary["plan"]["overlays"]
     assert "gIoU" in proc.stdout and "untrained tiny model" in proc.stdout

@@ -8,12 +8,16 @@ The main job, end to end on a CPU in about 10 minutes (--quick: about a minute):
 
   1. writes a synthetic dataset in the raw MUSeg layout (minelisa synth)
   2. builds a tiny random-weight MineLISA and evaluates it on the val split
-  3. base stage: trains the random model in full (LISA-7B arrives pre-trained; a
-     random model has nothing for LoRA to adapt, so this stands in for that)
-  4. LoRA stage: the paper's recipe (LoRA r=8 on q_proj/v_proj, mask decoder,
+  3. base stage (a): instruction naming - the random LLM learns to answer an
+     instruction with the name of the object it asks for, so the state that
+     predicts [SEG] carries the class (LISA-7B brings this from LLaVA)
+  4. base stage (b): the mask decoder and [SEG] head learn masks, the rest frozen
+  5. LoRA stage: the paper's recipe (LoRA r=8 on q_proj/v_proj, mask decoder,
      [SEG] head; 0.5 CE + 1.5 Dice + 1.0 BCE; AdamW; DeepSpeed ZeRO-2)
-  5. exports the merged serving bundle
-  6. evaluates it, writes overlays, prints the before/after table and summary.json
+  6. exports the merged serving bundle
+  7. evaluates it, writes overlays, prints the before/after table and summary.json
+
+Exit status 1 when the exported model does not beat the untrained one on gIoU.
 """
 
 
@@ -23,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="minelisa-demo", help="output folder (default: ./minelisa-demo)")
     parser.add_argument("--quick", action="store_true", help="a reduced run for CI (small data, few steps)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the model (default 0)")
-    parser.add_argument("--images", type=int, help="number of synthetic images (default: 160, --quick 24)")
-    parser.add_argument("--base-steps", type=int, help="optimizer steps of the base stage")
+    parser.add_argument("--images", type=int, help="number of synthetic images (default: 120, --quick 24)")
+    parser.add_argument("--naming-steps", type=int, help="optimizer steps of base stage (a), instruction naming")
+    parser.add_argument("--base-steps", type=int, help="optimizer steps of base stage (b), mask decoder")
     parser.add_argument("--lora-steps", type=int, help="optimizer steps of the LoRA stage")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out folder")
 
@@ -38,9 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.demo import PLANS, run_demo
 
     plan = PLANS["quick" if args.quick else "full"]
-    changes = {k: v for k, v in (("images", args.images), ("base_steps", args.base_steps), ("lora_steps", args.lora_steps)) if v is not None}
+    changes = {k: v for k, v in (("images", args.images), ("naming_steps", args.naming_steps), ("base_steps", args.base_steps), ("lora_steps", args.lora_steps)) if v is not None}
     if any(v < 1 for v in changes.values()):
-        print("minelisa demo: --images, --base-steps and --lora-steps must be >= 1", file=sys.stderr)
+        print("minelisa demo: --images and the --*-steps options must be >= 1", file=sys.stderr)
         return 2
     plan = dataclasses.replace(plan, **changes)
     out = Path(args.out)

@@ -34,6 +34,11 @@ def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     raise ValueError(f"unknown mm_projector_type {kind!r}: use 'linear' or 'mlpNx_gelu'")
 
 
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy over the supervised (answer) positions only."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+
+
 @dataclass
 class MultimodalInputs:
     inputs_embeds: torch.Tensor  # [N, T', H], right-padded
@@ -214,9 +219,5 @@ class MineLisaModel(nn.Module):
         for n, emb in enumerate(seg):
             i = int(idx[n])
             masks.append(self.decode_masks(sam_embeddings[i : i + 1], emb, batch.input_sizes[i], batch.original_sizes[i]))
-        ce = None
-        if inputs.labels is not None:
-            ce = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), inputs.labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
-            )
+        ce = answer_loss(logits, inputs.labels) if inputs.labels is not None else None
         return ModelOutputs(mask_logits=masks, seg_embeddings=seg, logits=logits, ce_loss=ce)

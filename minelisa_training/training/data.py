@@ -99,20 +99,28 @@ class ExampleEncoder:
         )
 
 
+def pad_conversations(
+    ids: Sequence[torch.Tensor], labels: Sequence[torch.Tensor], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pads token ids and labels; returns (input_ids, labels, attention_mask)."""
+    length = max(t.numel() for t in ids)
+    n = len(ids)
+    input_ids = torch.full((n, length), pad_id, dtype=torch.long)
+    out_labels = torch.full((n, length), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((n, length), dtype=torch.long)
+    for i, (t, lab) in enumerate(zip(ids, labels)):
+        input_ids[i, : t.numel()] = t
+        out_labels[i, : lab.numel()] = lab
+        attention[i, : t.numel()] = 1
+    return input_ids, out_labels, attention
+
+
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> TrainBatch:
     """Right-pads token ids; every example brings its own image (batch 1 in the paper)."""
     if not examples:
         raise ValueError("cannot collate an empty batch")
-    length = max(e.input_ids.numel() for e in examples)
     n = len(examples)
-    input_ids = torch.full((n, length), pad_id, dtype=torch.long)
-    labels = torch.full((n, length), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((n, length), dtype=torch.long)
-    for i, e in enumerate(examples):
-        t = e.input_ids.numel()
-        input_ids[i, :t] = e.input_ids
-        labels[i, :t] = e.labels
-        attention[i, :t] = 1
+    input_ids, labels, attention = pad_conversations([e.input_ids for e in examples], [e.labels for e in examples], pad_id)
     inputs = ModelInputs(
         input_ids=input_ids,
         attention_mask=attention,
