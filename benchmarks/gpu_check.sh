@@ -4,7 +4,8 @@
 # Runs on the device machine from the repo root, with the wheels in .whl/ carried
 # (segment-anything, deepspeed built without ops, its pydantic/hjson deps, and the
 # transformers/peft versions of the project's venv). Writes its logs and tables to
-# $OUT (or ./gpu_check_out): env.txt, inference.log/.md, train.log/.md, summary.txt.
+# $OUT (or ./gpu_check_out): env.txt, inference.log/.md, profile.log/.md, train.log/.md,
+# summary.txt.
 #
 #   bash benchmarks/gpu_check.sh            # about 3 minutes on an H100; bounded by the timeouts below
 #
@@ -15,6 +16,7 @@ OUT=${OUT:-$PWD/gpu_check_out}
 mkdir -p "$OUT"
 INFER_TIMEOUT=${INFER_TIMEOUT:-210}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-240}
+PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-150}
 REPEATS=${REPEATS:-10}   # inference repeats after 2 warm-ups
 STEPS=${STEPS:-10}       # timed training steps after 2 warm-ups
 T0=$(date +%s)
@@ -58,8 +60,9 @@ bench() {  # name limit command...
 
 bench inference "$INFER_TIMEOUT" python3 benchmarks/bench_inference.py --presets lisa-7b,tiny --repeats "$REPEATS" \
   --out "$OUT/inference.md"
+bench profile "$PROFILE_TIMEOUT" python3 benchmarks/profile_inference.py --repeats "$REPEATS" --out "$OUT/profile.md"
 bench train "$TRAIN_TIMEOUT" python3 benchmarks/bench_train.py --device cuda --steps "$STEPS" --out "$OUT/train.md"
 
 echo "=== gpu_check: $(( $(date +%s) - T0 )) s in all" | tee -a "$OUT/summary.txt"
-for f in "$OUT"/inference.md "$OUT"/train.md; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
+for f in "$OUT"/inference.md "$OUT"/profile.md "$OUT"/train.md; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
 exit 0

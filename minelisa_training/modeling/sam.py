@@ -13,6 +13,7 @@ from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncode
 
 from ..config import SamConfig
 from ..transforms import SAM_PIXEL_MEAN, SAM_PIXEL_STD
+from .sam_attention import use_fused_attention
 
 
 def infer_sam_geometry(state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> SamConfig:
@@ -61,7 +62,7 @@ def build_sam(cfg: SamConfig) -> Sam:
     dim = cfg.prompt_embed_dim
     grid = cfg.embedding_size
     return Sam(
-        image_encoder=ImageEncoderViT(
+        image_encoder=use_fused_attention(ImageEncoderViT(
             depth=cfg.encoder_depth,
             embed_dim=cfg.encoder_embed_dim,
             img_size=cfg.image_size,
@@ -74,7 +75,7 @@ def build_sam(cfg: SamConfig) -> Sam:
             global_attn_indexes=cfg.encoder_global_attn_indexes,
             window_size=cfg.window_size,
             out_chans=dim,
-        ),
+        )),
         prompt_encoder=PromptEncoder(
             embed_dim=dim,
             image_embedding_size=(grid, grid),
