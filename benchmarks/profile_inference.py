@@ -71,18 +71,25 @@ def main() -> int:
     instruction = "segment the exposed cable"
 
     rows = [
-        ("clip_view (CPU preprocessing)", median_ms(lambda: clip_view(image, clip_size), args.repeats)),
+        ("clip_view, all on the CPU", median_ms(lambda: clip_view(image, clip_size), args.repeats)),
+        ("clip_view, normalised on the GPU (engine)", median_ms(lambda: clip_view(image, clip_size, "cuda"), args.repeats)),
         ("CLIP ViT-L/14 + projector (GPU)", median_ms(lambda: model.encode_clip(clip_px), args.repeats)),
-        ("sam_view (CPU preprocessing)", median_ms(lambda: sam_view(image, sam_size), args.repeats)),
+        ("sam_view, all on the CPU", median_ms(lambda: sam_view(image, sam_size), args.repeats)),
+        ("sam_view, normalised on the GPU (engine)", median_ms(lambda: sam_view(image, sam_size, "cuda"), args.repeats)),
         ("SAM ViT-H encoder, fused attention (GPU)", median_ms(lambda: encoder(sam_px), args.repeats)),
         ("SAM ViT-H encoder, segment-anything attention (GPU)", median_ms(lambda: ref(sam_px), args.repeats)),
         ("predict 1 instruction (LLM + decoder + mask to CPU)", median_ms(lambda: engine.predict(instruction), args.repeats)),
         ("segment 1 instruction (everything)", median_ms(lambda: engine.segment(image, instruction), args.repeats)),
     ]
     diff = (encoder(sam_px).float() - ref(sam_px).float()).abs().max().item()
+    view_diff = max(
+        (clip_view(image, clip_size, "cuda").cpu() - clip_view(image, clip_size)).abs().max().item(),
+        (sam_view(image, sam_size, "cuda").pixels.cpu() - sam_view(image, sam_size).pixels).abs().max().item(),
+    )
     del ref
     lines = ["| part | median ms |", "|---|---|", *[f"| {name} | {ms:.1f} |" for name, ms in rows]]
     lines.append(f"\nfused vs segment-anything attention: max |diff| of the image embedding {diff:.3g} (bf16)")
+    lines.append(f"views normalised on the GPU vs on the CPU: max |diff| {view_diff:.3g}")
 
     from torch.profiler import ProfilerActivity, profile
 

@@ -113,11 +113,11 @@ class SegmentationEngine:
         timings: dict[str, float] = {}
         dtype = self.model.dtype
         with self._timed(timings, "clip_ms"):
-            clip = clip_view(image, size=int(self.model.config.vision["image_size"]))
-            tokens = self.model.encode_clip(clip.unsqueeze(0).to(self.device, dtype))
+            clip = clip_view(image, size=int(self.model.config.vision["image_size"]), device=self.device)
+            tokens = self.model.encode_clip(clip.unsqueeze(0).to(dtype))
         with self._timed(timings, "sam_encoder_ms"):
-            view = sam_view(image, size=self.model.config.sam.image_size)
-            embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(self.device, dtype))
+            view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
+            embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
         self._image = _EncodedImage(tokens, embedding, view.input_size, view.original_size, timings)
 
     # -- instructions -----------------------------------------------------------

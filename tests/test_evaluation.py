@@ -81,7 +81,9 @@ def test_evaluate_encodes_each_image_once_and_skips_bad_images(tiny, synth_copy)
         gt = labels[s.image_id] == s.class_id
         u = np.logical_or(pred, gt).sum()
         acc_ious.append(1.0 if u == 0 else np.logical_and(pred, gt).sum() / u)
-    np.testing.assert_allclose([r["iou"] for r in report["samples"][:3]], acc_ious)
+    # Batched and single decoding round differently: a pixel whose logit is ~0 may
+    # flip (the engine tests allow <= 10 px); 1e-3 of IoU is a few pixels here.
+    np.testing.assert_allclose([r["iou"] for r in report["samples"][:3]], acc_ious, rtol=0, atol=1e-3)
 
 
 def test_score_ground_truth_missing_and_bad_masks(synth_data, tmp_path):

@@ -38,7 +38,7 @@ def _image_tokens(model: MineLisaModel, samples: Sequence[museg.Sample], class_m
     for s in samples:
         if s.image_id not in tokens:
             image = museg.load_sample(s, class_map).image
-            pixels = clip_view(image, size)[None].to(model.device)
+            pixels = clip_view(image, size, device=model.device)[None]
             tokens[s.image_id] = model.encode_clip(pixels)[0]
     return tokens
 
