@@ -39,3 +39,17 @@ def test_quick_demo(tmp_path) -> None:
 
     result = SegmentationEngine.from_pretrained(bundle).segment(np.zeros((64, 80, 3), np.uint8), "Please segment the door in this image.")
     assert result[0].mask.shape == (64, 80)
+
+
+def test_overlay_samples_vary_the_instruction() -> None:
+    from types import SimpleNamespace
+
+    from minelisa_training.training.demo import _overlay_samples
+
+    samples = [SimpleNamespace(image_id=f"img{i}", class_id=c) for i in range(4) for c in (1, 2, 3)]
+    chosen = _overlay_samples(samples, 3)
+    assert [s.image_id for s in chosen] == ["img0", "img1", "img2"]
+    assert [s.class_id for s in chosen] == [1, 2, 3]
+    # When an image only has classes already shown, it still contributes one.
+    only_one = [SimpleNamespace(image_id=f"img{i}", class_id=5) for i in range(3)]
+    assert [s.image_id for s in _overlay_samples(only_one, 2)] == ["img0", "img1"]

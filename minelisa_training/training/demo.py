@@ -98,12 +98,17 @@ def _loss_trend(run_dir: Path) -> dict[str, float]:
 
 
 def _overlay_samples(samples, n: int):
-    """The first sample of each of the first ``n`` validation images."""
-    seen, chosen = set(), []
+    """``n`` validation samples on different images, each asking for a class not shown yet
+    where the images allow it (so the overlays show several instructions, not one)."""
+    by_image: dict[str, list] = {}
     for s in samples:
-        if s.image_id not in seen:
-            seen.add(s.image_id)
-            chosen.append(s)
+        by_image.setdefault(s.image_id, []).append(s)
+    shown, chosen = set(), []
+    for group in by_image.values():
+        fresh = [s for s in group if s.class_id not in shown]
+        pick = (fresh or group)[0]
+        shown.add(pick.class_id)
+        chosen.append(pick)
         if len(chosen) == n:
             break
     return chosen
