@@ -64,7 +64,7 @@ PLANS = {
     # what the random mask decoder tolerates: at 2e-3 and above it stays at the
     # empty-mask optimum (benchmarks/RESULTS.md).
     "full": DemoPlan(images=120, width=432, height=372, val_fraction=0.25, naming_steps=300, naming_batch=16,
-                     naming_lr=3e-3, base_steps=1500, lora_steps=400, base_lr=5e-4, lora_lr=3e-4, overlays=6,
+                     naming_lr=3e-3, base_steps=1500, lora_steps=1000, base_lr=5e-4, lora_lr=3e-4, overlays=6,
                      log_every=25),
     # CI: the same pipeline at a size that runs in about a minute.
     "quick": DemoPlan(images=24, width=216, height=186, val_fraction=0.25, naming_steps=20, naming_batch=8,
