@@ -46,7 +46,7 @@ def run(tmp_path_factory, bundle):
     work = tmp_path_factory.mktemp("ros")
     prefix = build_interfaces(work)
     env = ros_env(prefix, domain_id=10 + os.getpid() % 90)
-    common = ["-p", f"model_path:={bundle}", "-p", "diagnostics_period:=0.25",
+    common = ["-p", f"model_path:={bundle}", "-p", "diagnostics_period:=0.1",
               "-p", "no_frame_warning_period:=2.0", "-p", f"max_frame_age:={MAX_FRAME_AGE}"]
     main = NodeProcess(env, work / "main.log", [
         "--params-file", str(REPO / "config" / "minelisa.yaml"), *common,
@@ -148,7 +148,8 @@ def test_frames_keep_arriving_during_a_call(run):
     first, last = during[0], during[-1]
     frames = int(last["values"]["frames_received"]) - int(first["values"]["frames_received"])
     seconds = last["t"] - first["t"]
-    assert seconds > 0.4
+    # A call of the tiny model takes a few hundred ms here; diagnostics come every 0.1 s.
+    assert seconds >= 0.15, f"call lasted {call['finished'] - call['started']:.2f} s"
     assert frames >= 0.5 * 30 * seconds, f"{frames} frames in {seconds:.2f} s during the call"
     assert 15 < float(last["values"]["frame_rate_hz"]) < 45
     assert last["values"]["model_state"] == "loaded" and last["level"] == 0
