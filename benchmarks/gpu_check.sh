@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-shot GPU check: LISA-7B-size inference and training benchmarks (random weights).
 #
-# Runs on the device machine from the repo root, with the wheels in .whl/ carried
+# Runs from the repo root on a GPU machine: with the project installed, or (on a
+# machine without network) with the wheels in .whl/ carried
 # (segment-anything, deepspeed built without ops, its pydantic/hjson deps, and the
 # transformers/peft versions of the project's venv). Writes its logs and tables to
 # $OUT (or ./gpu_check_out): env.txt, inference.log/.md, profile.log/.md, train.log/.md,
@@ -21,9 +22,15 @@ REPEATS=${REPEATS:-10}   # inference repeats after 2 warm-ups
 STEPS=${STEPS:-10}       # timed training steps after 2 warm-ups
 T0=$(date +%s)
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "gpu_check: installing .whl/*.whl failed" | tee "$OUT/summary.txt"; exit 1; }
-export PYTHONPATH=/tmp/site:$PWD
+# On a machine without network, wheels carried in .whl/ are installed first; elsewhere
+# the current python3 environment (e.g. after `pip install -e .`) is used as it is.
+if compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "gpu_check: installing .whl/*.whl failed" | tee "$OUT/summary.txt"; exit 1; }
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 # DeepSpeed: no op builds (the recipe uses torch's AdamW); bench_train fills in the rank variables.
