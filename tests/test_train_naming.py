@@ -43,7 +43,7 @@ def test_naming_trains_the_llm_only_and_separates_classes(synth_data, tmp_path) 
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
     losses = pretrain_instruction_naming(
-        model, tokenizer, splits.train, splits.class_map, steps=120, batch_size=8, lr=3e-3, log_every=20, echo=lambda _m: None
+        model, tokenizer, splits.train, steps=120, batch_size=8, lr=3e-3, log_every=20, echo=lambda _m: None
     )
 
     assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
@@ -59,4 +59,4 @@ def test_naming_trains_the_llm_only_and_separates_classes(synth_data, tmp_path) 
 def test_naming_rejects_empty_input(tmp_path) -> None:
     model, tokenizer = tiny_demo_model(tmp_path)
     with pytest.raises(ValueError, match="at least one"):
-        pretrain_instruction_naming(model, tokenizer, [], museg.ORDER_A, steps=5)
+        pretrain_instruction_naming(model, tokenizer, [], steps=5)

@@ -123,7 +123,7 @@ def format_results_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def run_demo(out: str | Path, plan: DemoPlan, seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, Any]:
     from .. import museg, synth
-    from ..checkpoint import load_model, save_bundle
+    from ..checkpoint import save_bundle
     from ..engine import SegmentationEngine
     from ..evaluation import evaluate, write_report
     from ..testing import build_model, write_tiny_tokenizer
@@ -154,10 +154,9 @@ def run_demo(out: str | Path, plan: DemoPlan, seed: int = 0, echo: Callable[[str
 
     done = stage("2/7 tiny random-weight model, evaluated before training")
     tokenizer = write_tiny_tokenizer(out / "models" / ".tokenizer")
-    untrained = save_bundle(
-        build_model(demo_model_config(len(tokenizer)), tokenizer, seed), tokenizer, out / "models" / "untrained",
-        card={"note": "random tiny weights (minelisa demo, before training)"},
-    )
+    model = build_model(demo_model_config(len(tokenizer)), tokenizer, seed)
+    untrained = save_bundle(model, tokenizer, out / "models" / "untrained",
+                            card={"note": "random tiny weights (minelisa demo, before training)"})
     common = [f"data.root={data_root}", "data.split=official", "runtime.validate_every_epochs=1000",
               f"runtime.log_every={plan.log_every}", "runtime.save_every_steps=100", f"train.seed={seed}",
               "train.epochs=1000"]
@@ -177,12 +176,12 @@ def run_demo(out: str | Path, plan: DemoPlan, seed: int = 0, echo: Callable[[str
     done()
 
     done = stage(f"3/7 base stage (a): instruction naming, LLM only ({plan.naming_steps} steps)")
-    named = load_model(untrained, device="cpu", dtype="fp32")
+    # The untrained model is evaluated from its bundle, so the in-memory copy can be trained.
     naming_losses = pretrain_instruction_naming(
-        named.model, named.tokenizer, splits.train, splits.class_map, steps=plan.naming_steps,
+        model, tokenizer, splits.train, steps=plan.naming_steps,
         batch_size=plan.naming_batch, lr=plan.naming_lr, seed=seed, log_every=max(1, plan.naming_steps // 6), echo=echo,
     )
-    named_bundle = save_bundle(named.model, named.tokenizer, out / "models" / "named",
+    named_bundle = save_bundle(model, tokenizer, out / "models" / "named",
                                card={"note": "minelisa demo: random tiny model after instruction naming"})
     done()
 

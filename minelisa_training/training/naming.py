@@ -31,13 +31,13 @@ from .data import pad_conversations
 
 
 @torch.no_grad()
-def _image_tokens(model: MineLisaModel, samples: Sequence[museg.Sample], class_map: museg.ClassMap) -> dict[str, torch.Tensor]:
+def _image_tokens(model: MineLisaModel, samples: Sequence[museg.Sample]) -> dict[str, torch.Tensor]:
     """CLIP tokens after the projector, once per image (both stay frozen here)."""
     size = int(model.config.vision["image_size"])
     tokens: dict[str, torch.Tensor] = {}
     for s in samples:
         if s.image_id not in tokens:
-            image = museg.load_sample(s, class_map).image
+            image = museg.load_image(s.record.image_path)
             pixels = clip_view(image, size, device=model.device)[None]
             tokens[s.image_id] = model.encode_clip(pixels)[0]
     return tokens
@@ -47,7 +47,6 @@ def pretrain_instruction_naming(
     model: MineLisaModel,
     tokenizer: LisaTokenizer,
     samples: Sequence[museg.Sample],
-    class_map: museg.ClassMap,
     steps: int,
     batch_size: int = 16,
     lr: float = 3e-3,
@@ -64,7 +63,7 @@ def pretrain_instruction_naming(
         raise ValueError("instruction-naming pre-training needs at least one training sample")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-    tokens = _image_tokens(model, samples, class_map)
+    tokens = _image_tokens(model, samples)
     conversations = [
         encode_conversation(tokenizer, s.instruction, museg.instruction_name(s.class_name), model.config.mm_use_im_start_end)
         for s in samples
