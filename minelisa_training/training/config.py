@@ -35,10 +35,14 @@ class DataSection:
     val_fraction: float = 0.2  # for split=groups
     val_mines: list[str] = field(default_factory=list)  # for split=mines
     split_seed: int = 0
+    group_fields: int = 3  # for split=groups: leading id fields that name a capture group
     templates: list[str] = field(default_factory=lambda: ["Please segment the {class_name} in this image."])
     negative_fraction: float = 0.0  # extra samples naming an absent class (empty target)
     augment: bool = True  # mine-style photometric augmentation of training images
-    max_train_samples: int | None = None
+    # Subsets, as `minelisa eval --limit-images / --limit-samples` (museg.SplitOptions):
+    max_train_images: int | None = None  # the first N images of the split, in split order
+    max_val_images: int | None = None
+    max_train_samples: int | None = None  # a split_seed random subset of the expanded samples
     max_val_samples: int | None = None
     num_workers: int = 0
 
