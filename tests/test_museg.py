@@ -219,7 +219,8 @@ def test_unreadable_files_are_skipped_and_counted(synth_copy, caplog):
     skipped = museg.SkipLog()
     with caplog.at_level(logging.WARNING, logger="minelisa.museg"):
         samples = museg.expand_samples(records, skipped=skipped, progress=False)
-    assert len(skipped) == 1 and skipped.entries[0]["path"] == str(bad.label_path)
+    assert len(skipped) == 1 and skipped.entries[0].path == str(bad.label_path)
+    assert skipped.entries[0].reason == "file is missing"
     assert str(bad.label_path) in caplog.text
     assert bad.image_id not in {s.image_id for s in samples}
     # A truncated JPEG fails loudly, naming the file.

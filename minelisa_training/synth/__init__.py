@@ -1,0 +1,29 @@
+"""Synthetic scenes in the exact raw MUSeg layout (see ``museg.layout`` for the layout).
+
+Each image is a dim underground roadway seen along its axis: floor, walls and roof
+of noisy rock under an uneven cap-lamp light, with objects of the 15 MUSeg classes
+drawn as Labelme polygons. The label map is the rasterisation of the polygon file,
+and the image is painted through the same ownership map, so image, ``_label.png``
+and ``_polygons.json`` agree pixel for pixel. Frames come in capture groups inside
+mines with their own rock tint and light level, so group-disjoint and held-out-mine
+splits are meaningful; a few frames are all background. The same seed gives the
+same bytes.
+
+Modules: ``geometry`` (roadway perspective, shapes), ``paint`` (textures),
+``objects`` (the 15 class painters), ``scene`` (``render_scene``, mine styles),
+``config`` (``SynthConfig``, ``parse_size``) and ``writer`` (``write_dataset``: ids,
+files through ``museg.Layout``, the split zip).
+"""
+from __future__ import annotations
+
+from .config import SynthConfig, parse_size
+from .geometry import Roadway, Shape
+from .objects import CLASS_PRESENCE, GENERATORS
+from .scene import FRAME_DROPOUT, MineStyle, Scene, mine_style, render_scene
+from .writer import BACKGROUND_SHARE, ZIP_DATE, make_ids, voc_palette, write_dataset
+
+__all__ = [
+    "BACKGROUND_SHARE", "CLASS_PRESENCE", "FRAME_DROPOUT", "GENERATORS", "MineStyle", "Roadway",
+    "Scene", "Shape", "SynthConfig", "ZIP_DATE", "make_ids", "mine_style", "parse_size",
+    "render_scene", "voc_palette", "write_dataset",
+]

@@ -1,0 +1,183 @@
+"""One synthetic frame: roadway, objects, lamp light, sensor noise; image, label, depth.
+
+The label map is the rasterisation of the polygon list (Labelme's fill, later shapes
+over earlier ones, via ``museg.draw_shape``), and the image is painted through the
+same ownership map, so image, label map and polygons agree pixel for pixel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .. import museg
+from .geometry import Roadway, Shape, polygon_area
+from .objects import CLASS_PRESENCE, GENERATORS
+from .paint import jitter, rock
+
+FRAME_DROPOUT = 0.15  # chance that an object of the group is out of view in one frame
+
+
+@dataclass
+class MineStyle:
+    rock: np.ndarray  # rock tint, RGB
+    light: float  # lamp strength
+    ambient: float
+
+
+def mine_style(seed: int, mine: int) -> MineStyle:
+    rng = np.random.default_rng([seed, 7, mine])
+    tints = [(105, 98, 90), (80, 80, 82), (118, 104, 84), (92, 88, 100), (70, 66, 60),
+             (135, 118, 80)]
+    base = tints[(mine - 1) % 6]
+    return MineStyle(jitter(rng, base, 8), rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.28))
+
+
+@dataclass
+class Scene:
+    image: np.ndarray  # uint8 RGB [H, W, 3]
+    shapes: list[dict] = field(default_factory=list)  # Labelme shapes, draw order
+    label: np.ndarray | None = None  # uint8 [H, W]
+    depth: np.ndarray | None = None  # uint16 [H, W]
+
+
+def render_scene(
+    layout_rng: np.random.Generator,
+    frame_rng: np.random.Generator,
+    width: int,
+    height: int,
+    style: MineStyle,
+    class_map: museg.ClassMap,
+    all_background: bool = False,
+    featured: str | None = None,
+) -> Scene:
+    """One frame: the layout (objects, roadway) comes from ``layout_rng`` (shared by a
+    capture group), camera shake, dropout, light and noise from ``frame_rng``.
+    ``featured`` names a class that is always present and never dropped."""
+    road, objects = _group_layout(layout_rng, width, height, featured)
+    shift = frame_rng.normal(0, 0.02, 2) * (width, height)
+    road.vx += shift[0]
+    road.vy += shift[1]
+    shapes: list[Shape] = []
+    if not all_background:
+        shapes = _visible_shapes(frame_rng, objects, shift, width, height, featured)
+    Y, X = np.mgrid[0:height, 0:width].astype(np.float32)
+    image, depth = _paint_roadway(frame_rng, road, style, Y, X)
+    labelme = [
+        {"label": class_map.name(class_map.id_of(s.cls)), "points": s.points.tolist(),
+         "group_id": None, "description": "", "shape_type": "polygon", "flags": {}}
+        for s in shapes
+    ]
+    label, lamps = _paint_shapes(image, depth, shapes, labelme, class_map, road, shift, Y, X)
+    image = _light(frame_rng, image, road, style, lamps, Y, X)
+    return Scene(image, labelme, label, _depth_sensor(frame_rng, depth))
+
+
+def _group_layout(
+    rng: np.random.Generator, width: int, height: int, featured: str | None
+) -> tuple[Roadway, list[tuple[str, list[Shape]]]]:
+    """The roadway and the objects (by class, painter's order) of a capture group."""
+    road = Roadway(width, height, width * rng.uniform(0.42, 0.58), height * rng.uniform(0.36, 0.48),
+                   width * rng.uniform(0.08, 0.14), height * rng.uniform(0.07, 0.11))
+    present = [c for c, p in CLASS_PRESENCE.items() if rng.random() < p or c == featured]
+    return road, [(c, GENERATORS[c](rng, road)) for c in present]
+
+
+def _visible_shapes(
+    rng: np.random.Generator, objects: list[tuple[str, list[Shape]]], shift: np.ndarray,
+    width: int, height: int, featured: str | None,
+) -> list[Shape]:
+    """The shapes of one frame: some objects dropped, the rest shifted and clipped."""
+    shapes = []
+    for cls, obj in objects:
+        if rng.random() < FRAME_DROPOUT and cls != featured:
+            continue
+        for s in obj:
+            pts = np.round(s.points + shift)
+            pts[:, 0] = np.clip(pts[:, 0], 0, width - 1)
+            pts[:, 1] = np.clip(pts[:, 1], 0, height - 1)
+            if polygon_area(pts) >= 2.0:
+                s.points = pts
+                shapes.append(s)
+    return shapes
+
+
+def _paint_shapes(
+    image: np.ndarray, depth: np.ndarray, shapes: list[Shape], labelme: list[dict],
+    class_map: museg.ClassMap, road: Roadway, shift: np.ndarray, Y: np.ndarray, X: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Paint each shape where it owns the pixels (in place); returns (label map, lamps)."""
+    height, width = Y.shape
+    # Ownership map: which shape each pixel shows (0 = none), by Labelme's draw order.
+    owner_img = Image.new("I", (width, height), 0)
+    draw = ImageDraw.Draw(owner_img)
+    for k, shp in enumerate(labelme, start=1):
+        museg.draw_shape(draw, shp, k)
+    owner = np.asarray(owner_img, dtype=np.int32)
+    class_of = np.zeros(len(shapes) + 1, dtype=np.uint8)
+    lamps = np.zeros((height, width), dtype=bool)
+    for k, s in enumerate(shapes, start=1):
+        class_of[k] = class_map.id_of(s.cls)
+        x0, y0 = np.floor(s.points.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(s.points.max(axis=0)).astype(int) + 1
+        sub = owner[y0:y1, x0:x1] == k
+        if not sub.any():
+            continue
+        # Paint functions work in layout coordinates: undo the camera shake.
+        patch = s.paint(Y[y0:y1, x0:x1] - shift[1], X[y0:y1, x0:x1] - shift[0])
+        image[y0:y1, x0:x1][sub] = patch[sub]
+        depth[y0:y1, x0:x1][sub] = 1500.0 / road.scale(s.depth_t)
+        if s.emissive:
+            lamps[y0:y1, x0:x1] |= sub
+    return class_of[owner], lamps
+
+
+def _light(
+    rng: np.random.Generator, image: np.ndarray, road: Roadway, style: MineStyle,
+    lamps: np.ndarray, Y: np.ndarray, X: np.ndarray,
+) -> np.ndarray:
+    """Cap-lamp light: a soft spot near the vanishing point over a dim ambient level,
+    lamps and signs lit, plus sensor noise; uint8 RGB."""
+    height, width = Y.shape
+    cx = road.vx + rng.normal(0, 0.05) * width
+    cy = road.vy + rng.normal(0, 0.05) * height
+    sigma = rng.uniform(0.35, 0.6) * max(width, height)
+    spot = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * sigma**2))
+    light = (style.ambient + style.light * rng.uniform(0.6, 1.0) * spot)
+    light = np.where(lamps, np.maximum(light, 0.95), light)
+    noise = rng.standard_normal((height, width, 1), dtype=np.float32)
+    image = image * light[..., None] + 3.0 * noise
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _depth_sensor(rng: np.random.Generator, depth: np.ndarray) -> np.ndarray:
+    """Depth sensor: ~1% noise, dropouts at random pixels and beyond 15 m; uint16 mm."""
+    depth *= 1.0 + 0.01 * rng.standard_normal(depth.shape, dtype=np.float32)
+    depth[(depth > 15000) | (rng.random(depth.shape, dtype=np.float32) < 0.015)] = 0
+    return np.clip(depth, 0, 65535).astype(np.uint16)
+
+
+def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.ndarray):
+    """Rock surfaces (floor darker, roof lighter, dark far end) and their depth in mm."""
+    h, w = Y.shape
+    l, t, r, b = road.vx - road.fw, road.vy - road.fh, road.vx + road.fw, road.vy + road.fh
+    # Depth parameter of each surface point (0 at the image border, 1 at the far section).
+    t_floor = (h - Y) / max(h - b, 1.0)
+    t_roof = Y / max(t, 1.0)
+    t_left = X / max(l, 1.0)
+    t_right = (w - X) / max(w - r, 1.0)
+    # The nearest surface along each view ray is the one with the smallest depth parameter.
+    tt, surface = t_floor, np.zeros(Y.shape, np.uint8)
+    for k, t_k in enumerate((t_roof, t_left, t_right), start=1):
+        nearer = t_k < tt
+        tt = np.where(nearer, t_k, tt)
+        surface[nearer] = k
+    tt = np.clip(tt, 0, 1)
+    far = (X > l) & (X < r) & (Y > t) & (Y < b)
+    gain = np.array([0.7, 1.1, 1.0, 0.95], np.float32)[surface]
+    image = rock(rng, h, w, style.rock) * gain[..., None]
+    image[far] *= 0.15
+    depth = 1500.0 / (1.0 - tt * (1.0 - 2.0 * road.fw / road.width))
+    depth[far] = 0
+    return image.astype(np.float32), depth.astype(np.float32)
