@@ -3,6 +3,7 @@
 Import the fixtures into a test module (``from data_fixtures import synth_data``);
 tests/conftest.py stays with the model fixtures.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -4,15 +4,18 @@ import zipfile
 
 import numpy as np
 import pytest
+from data_fixtures import SYNTH_CFG, synth_copy, synth_data  # noqa: F401
 from PIL import Image
 
-from data_fixtures import SYNTH_CFG, synth_copy, synth_data  # noqa: F401
 from minelisa_training import museg, synth
 from minelisa_training.cli import main as cli_main
 
 
 def _labels(root):
-    return {p.name[: -len("_label.png")]: np.asarray(Image.open(p)) for p in root.glob("*-Mine/Label/*_label.png")}
+    return {
+        p.name[: -len("_label.png")]: np.asarray(Image.open(p))
+        for p in root.glob("*-Mine/Label/*_label.png")
+    }
 
 
 # ----------------------------------------------------------------- class maps
@@ -26,7 +29,8 @@ def test_class_maps():
     assert museg.load_class_map("order-A") is museg.ORDER_A
     assert sorted(museg.ORDER_A_NAMES) != sorted(museg.ORDER_B_NAMES)  # "&" vs "and"
     assert {museg.normalize_class_name(n) for n in museg.ORDER_A_NAMES} == {
-        museg.normalize_class_name(n) for n in museg.ORDER_B_NAMES}
+        museg.normalize_class_name(n) for n in museg.ORDER_B_NAMES
+    }
 
 
 def test_classes_file(tmp_path):
@@ -79,7 +83,8 @@ def test_official_split_zip_and_text(synth_data, synth_copy):
     txt_dir.mkdir()
     for name, ids in summary["split"].items():
         (txt_dir / f"{name}.txt").write_text(
-            "".join(f"{i[:2]}-Mine/Image/{i}.jpg {i[:2]}-Mine/Label/{i}_label.png\r\n" for i in ids))
+            "".join(f"{i[:2]}-Mine/Image/{i}.jpg {i[:2]}-Mine/Label/{i}_label.png\r\n" for i in ids)
+        )
     assert museg.read_official_split(synth_copy) == summary["split"]
     assert len(museg.read_split(synth_copy, "all")) == SYNTH_CFG.images
 
@@ -112,7 +117,8 @@ def test_group_split_is_group_disjoint_and_seeded(synth_data):
         museg.group_split(records, 1.0)
     spec = museg.SplitSpec("groups", val_fraction=0.25, seed=1)
     assert [r.image_id for r in museg.read_split(root, "val", spec)] == [
-        r.image_id for r in museg.group_split(records, 0.25, 1)["val"]]
+        r.image_id for r in museg.group_split(records, 0.25, 1)["val"]
+    ]
 
 
 def test_mine_split(synth_data):
@@ -125,7 +131,9 @@ def test_mine_split(synth_data):
     with pytest.raises(ValueError, match="no images"):
         museg.read_split(root, "val", museg.SplitSpec("mines", val_mines=("09",)))
     with pytest.raises(ValueError, match="nothing left"):
-        museg.read_split(root, "val", museg.SplitSpec("mines", val_mines=tuple(f"{m:02d}" for m in range(1, 7))))
+        museg.read_split(
+            root, "val", museg.SplitSpec("mines", val_mines=tuple(f"{m:02d}" for m in range(1, 7)))
+        )
 
 
 # ----------------------------------------------------------------- samples
@@ -141,13 +149,18 @@ def test_expansion_counts_and_order(synth_data):
     got: dict[str, list[int]] = {}
     for s in samples:
         got.setdefault(s.image_id, []).append(s.class_id)
-        assert s.instruction == f"Please segment the {museg.instruction_name(s.class_name)} in this image."
+        assert (
+            s.instruction
+            == f"Please segment the {museg.instruction_name(s.class_name)} in this image."
+        )
         assert not s.negative and s.key == f"{s.image_id}__{s.class_id}"
     assert {i: set(v) for i, v in got.items()} == {i: v for i, v in expected.items() if v}
     assert all(v == sorted(v) for v in got.values())
     assert not set(got) & set(summary["all_background"])  # no positive sample from empty images
     # Samples of one image are contiguous.
-    runs = [s.image_id for k, s in enumerate(samples) if k == 0 or samples[k - 1].image_id != s.image_id]
+    runs = [
+        s.image_id for k, s in enumerate(samples) if k == 0 or samples[k - 1].image_id != s.image_id
+    ]
     assert len(runs) == len(set(runs))
     tools = [s for s in samples if s.class_id == 7]
     assert tools and tools[0].instruction == "Please segment the tools and materials in this image."
@@ -177,11 +190,15 @@ def test_negatives(synth_data):
 def test_templates(synth_data):
     root, _ = synth_data
     records = museg.read_split(root, "train")
-    samples = museg.expand_samples(records, templates=museg.INSTRUCTION_TEMPLATES, seed=0, progress=False)
+    samples = museg.expand_samples(
+        records, templates=museg.INSTRUCTION_TEMPLATES, seed=0, progress=False
+    )
     used = set()
     for s in samples:
         name = museg.instruction_name(s.class_name)
-        matches = [t for t in museg.INSTRUCTION_TEMPLATES if t.format(class_name=name) == s.instruction]
+        matches = [
+            t for t in museg.INSTRUCTION_TEMPLATES if t.format(class_name=name) == s.instruction
+        ]
         assert matches
         used.add(matches[0])
     assert len(used) >= 3
@@ -197,7 +214,9 @@ def test_load_sample_and_ignore_value(synth_copy):
     item = museg.load_sample(s)
     assert item.image.dtype == np.uint8 and item.image.shape == label.shape + (3,)
     np.testing.assert_array_equal(item.mask, label == s.class_id)
-    assert item.instruction == s.instruction and item.class_id == s.class_id and not item.ignore.any()
+    assert (
+        item.instruction == s.instruction and item.class_id == s.class_id and not item.ignore.any()
+    )
     # Paint 255 over part of the target and over background: ignored, not a class.
     ys, xs = np.nonzero(label == s.class_id)
     label[ys[: len(ys) // 2], xs[: len(xs) // 2]] = 255
@@ -265,7 +284,9 @@ def test_check_reports_planted_faults(synth_copy, tmp_path, capsys):
     assert ("missing label", str(no_label.label_path)) in kinds
     assert ("label value out of range", str(value17.label_path)) in kinds
     assert len(report.errors) == 4
-    assert "[17]" in next(e["detail"] for e in report.errors if e["kind"] == "label value out of range")
+    assert "[17]" in next(
+        e["detail"] for e in report.errors if e["kind"] == "label value out of range"
+    )
     # Still usable (bad files are skipped); --strict turns errors into a failure.
     assert report.usable and report.n_usable == SYNTH_CFG.images - 3
     out_json = tmp_path / "check.json"
@@ -324,13 +345,22 @@ def test_augmentation_is_deterministic_and_photometric():
     assert len(outs) > 3
     off = MineAugment(p_dim=0, p_gamma=0, p_noise=0, p_blur=0)
     np.testing.assert_array_equal(off(img, np.random.default_rng(1)), img)
-    dim = MineAugment(p_dim=1, dim_range=(0.4, 0.4), p_gamma=0, p_noise=0, p_blur=0)(img, np.random.default_rng(1))
+    dim = MineAugment(p_dim=1, dim_range=(0.4, 0.4), p_gamma=0, p_noise=0, p_blur=0)(
+        img, np.random.default_rng(1)
+    )
     np.testing.assert_allclose(dim.astype(float), np.rint(img * 0.4), atol=1)
-    dark = MineAugment(p_dim=0, p_gamma=1, gamma_range=(1.5, 1.5), p_noise=0, p_blur=0)(img, np.random.default_rng(1))
+    dark = MineAugment(p_dim=0, p_gamma=1, gamma_range=(1.5, 1.5), p_noise=0, p_blur=0)(
+        img, np.random.default_rng(1)
+    )
     assert dark.mean() < img.mean() - 10
     blurred = MineAugment(p_dim=0, p_gamma=0, p_noise=0, p_blur=1)(img, np.random.default_rng(1))
-    assert np.abs(np.diff(blurred.astype(float), axis=1)).mean() < np.abs(np.diff(img.astype(float), axis=1)).mean()
-    noisy = MineAugment(p_dim=0, p_gamma=0, p_noise=1, noise_sigma=(10, 10), p_blur=0)(img, np.random.default_rng(1))
+    assert (
+        np.abs(np.diff(blurred.astype(float), axis=1)).mean()
+        < np.abs(np.diff(img.astype(float), axis=1)).mean()
+    )
+    noisy = MineAugment(p_dim=0, p_gamma=0, p_noise=1, noise_sigma=(10, 10), p_blur=0)(
+        img, np.random.default_rng(1)
+    )
     assert 5 < np.abs(noisy.astype(float) - img).mean() < 12
     with pytest.raises(ValueError, match="RGB uint8"):
         mine_augment(img.astype(np.float32), np.random.default_rng(0))

@@ -5,15 +5,19 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
+from data_fixtures import SYNTH_CFG, synth_data  # noqa: F401
 from PIL import Image
 
-from data_fixtures import SYNTH_CFG, synth_data  # noqa: F401
 from minelisa_training import museg, synth
 from minelisa_training.metrics import IoUAccumulator
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
@@ -41,14 +45,20 @@ def test_layout_ids_and_file_formats(synth_data):
         for p in images:
             assert id_re.match(p.stem) and p.stem.startswith(mine + "-")
             img = Image.open(p)
-            assert img.format == "JPEG" and img.mode == "RGB" and img.size == (SYNTH_CFG.width, SYNTH_CFG.height)
+            assert (
+                img.format == "JPEG"
+                and img.mode == "RGB"
+                and img.size == (SYNTH_CFG.width, SYNTH_CFG.height)
+            )
             depth = np.asarray(Image.open(root / f"{mine}-Mine" / "Depth" / f"{p.stem}.png"))
             assert depth.dtype == np.uint16 and depth.shape == (SYNTH_CFG.height, SYNTH_CFG.width)
             assert (depth == 0).any() and depth.max() > 1000  # invalid pixels and millimetre depths
             label_img = Image.open(root / f"{mine}-Mine" / "Label" / f"{p.stem}_label.png")
             assert label_img.mode == "L"
             label = np.asarray(label_img)
-            colour = np.asarray(Image.open(root / f"{mine}-Mine" / "Label" / f"{p.stem}_color.png").convert("RGB"))
+            colour = np.asarray(
+                Image.open(root / f"{mine}-Mine" / "Label" / f"{p.stem}_color.png").convert("RGB")
+            )
             np.testing.assert_array_equal(colour, synth.voc_palette()[label])
     with zipfile.ZipFile(root / "Experiment" / "DatasetSplit.zip") as zf:
         assert sorted(zf.namelist()) == ["train.txt", "val.txt"]
@@ -111,7 +121,9 @@ def test_classes_are_learnable(synth_data):
         labels.append(lab.ravel())
     x, y = np.concatenate(feats), np.concatenate(labels)
     # A class missing from the train split gets a centroid no pixel is near.
-    centroids = np.stack([x[y == c].mean(0) if (y == c).any() else np.full(9, 1e3) for c in range(16)])
+    centroids = np.stack(
+        [x[y == c].mean(0) if (y == c).any() else np.full(9, 1e3) for c in range(16)]
+    )
     learned, whole = IoUAccumulator(), IoUAccumulator()
     for s in museg.expand_samples(museg.read_split(root, "val"), progress=False):
         img, lab = museg.load_image_and_label(s.record)
@@ -129,7 +141,9 @@ def test_class_order_b(tmp_path):
     for poly in sorted(tmp_path.glob("*-Mine/Label/*_polygons.json")):
         data = json.loads(poly.read_text())
         label = np.asarray(Image.open(str(poly).replace("_polygons.json", "_label.png")))
-        np.testing.assert_array_equal(museg.rasterize_shapes(data["shapes"], *label.shape, museg.ORDER_B), label)
+        np.testing.assert_array_equal(
+            museg.rasterize_shapes(data["shapes"], *label.shape, museg.ORDER_B), label
+        )
         names = {s["label"] for s in data["shapes"]}
         assert "tools & materials" not in names  # order B spells it "tools and materials"
 
@@ -146,7 +160,9 @@ def test_synth_cli(tmp_path, capsys):
     from minelisa_training.cli import main
 
     out = tmp_path / "s"
-    assert main(["synth", "--out", str(out), "--images", "3", "--size", "64x48", "--mines", "2"]) == 0
+    assert (
+        main(["synth", "--out", str(out), "--images", "3", "--size", "64x48", "--mines", "2"]) == 0
+    )
     assert len(list(out.glob("*-Mine/Image/*.jpg"))) == 3
     assert "wrote 3 images (64x48" in capsys.readouterr().out
     assert main(["synth", "--out", str(out), "--images", "3"]) == 2  # refuses to mix runs

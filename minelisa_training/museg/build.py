@@ -23,11 +23,12 @@ Order of operations: split the images; keep the first ``limit_images`` of the sp
 (split order); expand them into samples (negatives drawn with ``split_seed``); keep a
 ``split_seed`` random subset of ``limit_samples`` samples, in sample order.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -59,9 +60,7 @@ class SplitOptions:
         object.__setattr__(self, "val_mines", tuple(str(m) for m in self.val_mines))
         object.__setattr__(self, "templates", tuple(self.templates))
         if self.scheme not in SCHEMES:
-            raise InvalidInputError(
-                f"unknown split scheme {self.scheme!r} ({', '.join(SCHEMES)})"
-            )
+            raise InvalidInputError(f"unknown split scheme {self.scheme!r} ({', '.join(SCHEMES)})")
         for name in ("limit_images", "limit_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -70,8 +69,9 @@ class SplitOptions:
     @property
     def spec(self) -> SplitSpec:
         """The image split these options describe."""
-        return SplitSpec(self.scheme, self.val_fraction, self.split_seed, self.val_mines,
-                         self.group_fields)
+        return SplitSpec(
+            self.scheme, self.val_fraction, self.split_seed, self.val_mines, self.group_fields
+        )
 
 
 @dataclass
@@ -115,8 +115,12 @@ def build_samples(
         raise DataError(f"{root}: the {split} split ({spec.describe()}) has no images")
     skipped = SkipLog()
     samples = expand_samples(
-        records, class_map, templates=options.templates,
-        negative_fraction=options.negative_fraction, seed=options.split_seed, skipped=skipped,
+        records,
+        class_map,
+        templates=options.templates,
+        negative_fraction=options.negative_fraction,
+        seed=options.split_seed,
+        skipped=skipped,
         progress=progress,
     )
     samples = random_subset(samples, options.limit_samples, options.split_seed)

@@ -2,6 +2,7 @@
 
 (The module is ``checker`` so that ``museg.check`` stays the function.)
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -50,19 +51,30 @@ class CheckReport:
 
     def as_dict(self) -> dict:
         return {
-            "root": self.root, "usable": self.usable, "fatal": self.fatal,
-            "class_map": self.class_map, "n_images": self.n_images, "n_usable": self.n_usable,
-            "n_all_background": self.n_all_background, "mines": self.mines,
-            "split_source": self.split_source, "split_counts": self.split_counts,
-            "order": self.order, "order_detail": self.order_detail,
+            "root": self.root,
+            "usable": self.usable,
+            "fatal": self.fatal,
+            "class_map": self.class_map,
+            "n_images": self.n_images,
+            "n_usable": self.n_usable,
+            "n_all_background": self.n_all_background,
+            "mines": self.mines,
+            "split_source": self.split_source,
+            "split_counts": self.split_counts,
+            "order": self.order,
+            "order_detail": self.order_detail,
             "derived_map": {str(k): v for k, v in self.derived_map.items()},
-            "pixel_share": self.pixel_share, "errors": self.errors, "warnings": self.warnings,
+            "pixel_share": self.pixel_share,
+            "errors": self.errors,
+            "warnings": self.warnings,
         }
 
     def format(self, max_items: int = 50) -> str:
         lines = [f"MUSeg check: {self.root}", f"class map in use: {self.class_map}", ""]
-        lines.append(f"images: {self.n_images} found, {self.n_usable} usable, "
-                     f"{self.n_all_background} all background")
+        lines.append(
+            f"images: {self.n_images} found, {self.n_usable} usable, "
+            f"{self.n_all_background} all background"
+        )
         lines.append("per mine:  " + ", ".join(f"{m}: {n}" for m, n in self.mines.items()))
         lines.extend(self._split_lines())
         if self.pixel_share:
@@ -185,16 +197,22 @@ def _checked_label(report: CheckReport, rec: ImageRecord, class_map: ClassMap) -
         report.error("unreadable label", rec.label_path, exc.reason)
         return None
     if label.shape != (h, w):
-        report.error("size mismatch", rec.label_path,
-                     f"label {label.shape[1]}x{label.shape[0]} vs image {w}x{h}")
+        report.error(
+            "size mismatch",
+            rec.label_path,
+            f"label {label.shape[1]}x{label.shape[0]} vs image {w}x{h}",
+        )
         return None
     valid_max = class_map.num_classes - 1
     counts = np.bincount(label.ravel(), minlength=256)
     bad = [v for v in np.flatnonzero(counts) if valid_max < v != IGNORE_VALUE]
     if bad:
-        report.error("label value out of range", rec.label_path,
-                     f"values {[int(v) for v in bad]} outside 0..{valid_max} (and {IGNORE_VALUE} "
-                     f"= ignore); {int(counts[bad].sum())} pixels will be ignored")
+        report.error(
+            "label value out of range",
+            rec.label_path,
+            f"values {[int(v) for v in bad]} outside 0..{valid_max} (and {IGNORE_VALUE} "
+            f"= ignore); {int(counts[bad].sum())} pixels will be ignored",
+        )
     return label
 
 
@@ -207,8 +225,11 @@ def _check_side_files(report: CheckReport, rec: ImageRecord, shape: tuple[int, i
         try:
             depth = load_depth(rec.depth_path)
             if depth.shape != (h, w):
-                report.warn("size mismatch", rec.depth_path,
-                            f"depth {depth.shape[1]}x{depth.shape[0]} vs image {w}x{h}")
+                report.warn(
+                    "size mismatch",
+                    rec.depth_path,
+                    f"depth {depth.shape[1]}x{depth.shape[0]} vs image {w}x{h}",
+                )
         except SampleLoadError as exc:
             report.warn("unreadable depth", rec.depth_path, exc.reason)
     if not rec.color_path.exists():
@@ -216,7 +237,10 @@ def _check_side_files(report: CheckReport, rec: ImageRecord, shape: tuple[int, i
 
 
 def _check_class_order(
-    report: CheckReport, votes: dict[str, Counter], pixels: np.ndarray, class_map: ClassMap,
+    report: CheckReport,
+    votes: dict[str, Counter],
+    pixels: np.ndarray,
+    class_map: ClassMap,
     root: Path,
 ) -> None:
     """Derived class map, order verdict, pixel shares and a mismatch with ``class_map``."""
@@ -229,8 +253,9 @@ def _check_class_order(
         def name(v: int) -> str:
             return report.derived_map.get(v) or class_map.names[v]
 
-        report.pixel_share = {name(v): float(pixels[v] / total)
-                              for v in range(class_map.num_classes) if pixels[v]}
+        report.pixel_share = {
+            name(v): float(pixels[v] / total) for v in range(class_map.num_classes) if pixels[v]
+        }
         if pixels[IGNORE_VALUE]:
             report.pixel_share["ignore (255)"] = float(pixels[IGNORE_VALUE] / total)
     if not report.derived_map:
@@ -238,19 +263,28 @@ def _check_class_order(
     agree, _ = match_order(report.derived_map, class_map)
     if agree < len(report.derived_map) and not report.order.startswith("neither"):
         hint = " (pass --classes B)" if report.order == "order B" else " (pass --classes A)"
-        report.fatal.append(f"the label maps follow {report.order} but the class map in use is "
-                            f"{class_map.source}{hint}")
+        report.fatal.append(
+            f"the label maps follow {report.order} but the class map in use is "
+            f"{class_map.source}{hint}"
+        )
     elif agree < len(report.derived_map):
-        report.warn("class names", root, "polygon names fit neither order A nor B; write a "
-                    "classes file from the derived map above and pass --classes FILE")
+        report.warn(
+            "class names",
+            root,
+            "polygon names fit neither order A nor B; write a "
+            "classes file from the derived map above and pass --classes FILE",
+        )
 
 
 def _check_split(report: CheckReport, root: Path, records: dict[str, ImageRecord]) -> None:
     """The official split: per-mine counts, unknown ids, overlaps, shared capture groups."""
     src = split_source(root)
     if src is None:
-        report.warn("split", Layout(root).experiment_dir,
-                    "no official split (DatasetSplit.zip or train.txt/val.txt)")
+        report.warn(
+            "split",
+            Layout(root).experiment_dir,
+            "no official split (DatasetSplit.zip or train.txt/val.txt)",
+        )
         return
     report.split_source = str(src)
     try:
@@ -270,8 +304,9 @@ def _check_split(report: CheckReport, root: Path, records: dict[str, ImageRecord
             seen[i] = split
         report.split_counts[split] = dict(sorted(per_mine.items()))
         if unknown:
-            report.error("split id without image", src,
-                         f"{len(unknown)} {split} id(s), e.g. {unknown[0]}")
+            report.error(
+                "split id without image", src, f"{len(unknown)} {split} id(s), e.g. {unknown[0]}"
+            )
     unlisted = [i for i in records if i not in seen]
     if official and unlisted:
         report.warn("split", src, f"{len(unlisted)} image(s) in no split file, e.g. {unlisted[0]}")
@@ -279,5 +314,8 @@ def _check_split(report: CheckReport, root: Path, records: dict[str, ImageRecord
     if len(groups) == 2:
         shared = groups["train"] & groups["val"]
         if shared:
-            report.warn("split", src, f"{len(shared)} capture group(s) in both train and val, "
-                        f"e.g. {sorted(shared)[0]}")
+            report.warn(
+                "split",
+                src,
+                f"{len(shared)} capture group(s) in both train and val, e.g. {sorted(shared)[0]}",
+            )

@@ -1,4 +1,5 @@
 """Class maps: label value -> class name, the two published orders and classes files."""
+
 from __future__ import annotations
 
 import re
@@ -9,17 +10,41 @@ IGNORE_VALUE = 255
 
 # Order A: the dataset documentation (the default).
 ORDER_A_NAMES = (
-    "background", "person", "cable", "tube", "indicator", "metal fixture", "container",
-    "tools & materials", "door", "electrical equipment", "electronic equipment",
-    "mining equipment", "anchoring equipment", "support equipment", "rescue equipment",
+    "background",
+    "person",
+    "cable",
+    "tube",
+    "indicator",
+    "metal fixture",
+    "container",
+    "tools & materials",
+    "door",
+    "electrical equipment",
+    "electronic equipment",
+    "mining equipment",
+    "anchoring equipment",
+    "support equipment",
+    "rescue equipment",
     "rail area",
 )
 # Order B: the public MineLISA code. Which one a copy of the data follows is decided
 # by `museg check`, which reads the class names off the polygon files.
 ORDER_B_NAMES = (
-    "background", "person", "cable", "tube", "indicator", "electrical equipment",
-    "electronic equipment", "mining equipment", "rail area", "support equipment", "door",
-    "tools and materials", "rescue equipment", "container", "metal fixture",
+    "background",
+    "person",
+    "cable",
+    "tube",
+    "indicator",
+    "electrical equipment",
+    "electronic equipment",
+    "mining equipment",
+    "rail area",
+    "support equipment",
+    "door",
+    "tools and materials",
+    "rescue equipment",
+    "container",
+    "metal fixture",
     "anchoring equipment",
 )
 
@@ -70,7 +95,7 @@ class ClassMap:
         raise KeyError(f"class {name!r} is not in the class map ({self.source})")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ClassMap":
+    def from_file(cls, path: str | Path) -> ClassMap:
         """Read a classes file: one class per line, either ``NAME`` (line order = id,
         background first) or ``ID NAME``; blank lines and ``#`` comments are skipped."""
         path = Path(path)

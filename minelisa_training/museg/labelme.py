@@ -4,12 +4,13 @@ The polygon files carry class names, the label maps carry numbers: comparing the
 two (``shape_label_votes`` -> ``derive_class_map``) tells which class order a copy
 of the data follows.
 """
+
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -79,8 +80,9 @@ def shape_label_votes(shapes: Sequence[dict], label: np.ndarray) -> dict[str, Co
     if not names:
         return {}
     own = np.asarray(owner, dtype=np.int64)
-    joint = np.bincount((own * 256 + label.astype(np.int64)).ravel(),
-                        minlength=(len(names) + 1) * 256)
+    joint = np.bincount(
+        (own * 256 + label.astype(np.int64)).ravel(), minlength=(len(names) + 1) * 256
+    )
     joint = joint.reshape(len(names) + 1, 256)
     votes: dict[str, Counter] = defaultdict(Counter)
     for k, name in enumerate(names, start=1):

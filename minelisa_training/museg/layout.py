@@ -13,6 +13,7 @@
 ``Layout`` is the one place these names are spelled: the readers find files with it
 and ``synth`` writes its files with it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -87,7 +88,7 @@ class Layout:
     root: Path
 
     @classmethod
-    def find(cls, path: str | Path) -> "Layout":
+    def find(cls, path: str | Path) -> Layout:
         """The layout of an existing dataset at ``path`` or ``path/MUSeg``."""
         return cls(find_root(path))
 
@@ -115,8 +116,13 @@ class Layout:
     def record(self, image_id: str, mine: int | str, image_ext: str = ".jpg") -> ImageRecord:
         """The record of image ``image_id`` of ``mine`` (its files need not exist yet)."""
         key = mine_key(mine)
-        return ImageRecord(image_id, key, self.image_dir(key) / f"{image_id}{image_ext}",
-                           self.label_dir(key), self.depth_dir(key))
+        return ImageRecord(
+            image_id,
+            key,
+            self.image_dir(key) / f"{image_id}{image_ext}",
+            self.label_dir(key),
+            self.depth_dir(key),
+        )
 
     def mines(self) -> dict[str, Path]:
         """Mine number ("01") -> folder, for the ``NN-Mine`` folders directly under root."""
@@ -142,8 +148,12 @@ class Layout:
                 if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
                     continue
                 if p.stem in records:
-                    logger.warning("duplicate image id %s: keeping %s, ignoring %s",
-                                   p.stem, records[p.stem].image_path, p)
+                    logger.warning(
+                        "duplicate image id %s: keeping %s, ignoring %s",
+                        p.stem,
+                        records[p.stem].image_path,
+                        p,
+                    )
                     continue
                 records[p.stem] = self.record(p.stem, mine, p.suffix)
         return dict(sorted(records.items()))

@@ -1,5 +1,6 @@
 """Readers of one image's files. A missing, truncated or inconsistent file raises
 ``SampleLoadError`` naming it; callers skip that image and record it in a ``SkipLog``."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,11 +6,12 @@ The paper turns each image into one sample per class present in its label map
 no-target rule is trained and measured. ``load_sample`` reads a sample's files into
 a ``LoadedSample``, the record training encodes (``training.data.Example``).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -66,15 +67,19 @@ def _check_templates(templates: Sequence[str]) -> None:
 
 
 def _presence_by_id(
-    records: Sequence[ImageRecord], class_map: ClassMap, skipped: SkipLog,
-    presence: dict[str, np.ndarray] | None, progress: bool,
+    records: Sequence[ImageRecord],
+    class_map: ClassMap,
+    skipped: SkipLog,
+    presence: dict[str, np.ndarray] | None,
+    progress: bool,
 ) -> dict[str, np.ndarray]:
     """id -> bool [num_classes] of the classes in each readable label map."""
     from tqdm import tqdm
 
     out: dict[str, np.ndarray] = {}
-    bar = tqdm(records, desc="reading label maps", unit="img",
-               disable=not progress or presence is not None)
+    bar = tqdm(
+        records, desc="reading label maps", unit="img", disable=not progress or presence is not None
+    )
     for rec in bar:
         if presence is not None and rec.image_id in presence:
             out[rec.image_id] = np.asarray(presence[rec.image_id], dtype=bool)
@@ -87,8 +92,11 @@ def _presence_by_id(
 
 
 def _sample_pairs(
-    kept: Sequence[ImageRecord], present_by_id: dict[str, np.ndarray], class_map: ClassMap,
-    negative_fraction: float, rng: np.random.Generator,
+    kept: Sequence[ImageRecord],
+    present_by_id: dict[str, np.ndarray],
+    class_map: ClassMap,
+    negative_fraction: float,
+    rng: np.random.Generator,
 ) -> list[tuple[int, int, bool]]:
     """(record index, class id, negative) of every sample, by image then class id."""
     fg = np.asarray(class_map.foreground_ids)
@@ -204,5 +212,6 @@ def load_sample(sample: Sample, class_map: ClassMap = ORDER_A) -> LoadedSample:
     """
     image, label = load_image_and_label(sample.record)
     mask, ignore = target_masks(label, sample.class_id, class_map)
-    return LoadedSample(sample.image_id, image, sample.instruction, mask, ignore,
-                        sample.class_id, sample)
+    return LoadedSample(
+        sample.image_id, image, sample.instruction, mask, ignore, sample.class_id, sample
+    )

@@ -3,15 +3,16 @@
 Frames of one capture group are near duplicates, so every split made here keeps a
 group on one side.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -86,7 +87,9 @@ def read_official_split(root: str | Path) -> dict[str, list[str]]:
 
 
 def group_split(
-    records: Sequence[ImageRecord], val_fraction: float = 0.2, seed: int = 0,
+    records: Sequence[ImageRecord],
+    val_fraction: float = 0.2,
+    seed: int = 0,
     group_fields: int = GROUP_FIELDS,
 ) -> dict[str, list[ImageRecord]]:
     """Capture-group-disjoint split with about ``val_fraction`` of the images in val.
@@ -154,8 +157,10 @@ class SplitSpec:
 
     def describe(self) -> str:
         if self.scheme == "groups":
-            return (f"groups(val_fraction={self.val_fraction}, seed={self.seed}, "
-                    f"group_fields={self.group_fields})")
+            return (
+                f"groups(val_fraction={self.val_fraction}, seed={self.seed}, "
+                f"group_fields={self.group_fields})"
+            )
         if self.scheme == "mines":
             return f"mines(val={','.join(self.val_mines)})"
         return self.scheme
@@ -168,7 +173,9 @@ def _official_records(root: str | Path, records: dict[str, ImageRecord]) -> dict
         if missing:
             logger.warning(
                 "%d id(s) in the official %s split have no image and are skipped (first: %s)",
-                len(missing), name, missing[0],
+                len(missing),
+                name,
+                missing[0],
             )
         out[name] = [records[i] for i in ids if i in records]
     return out

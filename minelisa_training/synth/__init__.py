@@ -14,6 +14,7 @@ Modules: ``geometry`` (roadway perspective, shapes), ``paint`` (textures),
 ``config`` (``SynthConfig``, ``parse_size``) and ``writer`` (``write_dataset``: ids,
 files through ``museg.Layout``, the split zip).
 """
+
 from __future__ import annotations
 
 from .config import SynthConfig, parse_size
@@ -23,7 +24,20 @@ from .scene import FRAME_DROPOUT, MineStyle, Scene, mine_style, render_scene
 from .writer import BACKGROUND_SHARE, ZIP_DATE, make_ids, voc_palette, write_dataset
 
 __all__ = [
-    "BACKGROUND_SHARE", "CLASS_PRESENCE", "FRAME_DROPOUT", "GENERATORS", "MineStyle", "Roadway",
-    "Scene", "Shape", "SynthConfig", "ZIP_DATE", "make_ids", "mine_style", "parse_size",
-    "render_scene", "voc_palette", "write_dataset",
+    "BACKGROUND_SHARE",
+    "CLASS_PRESENCE",
+    "FRAME_DROPOUT",
+    "GENERATORS",
+    "MineStyle",
+    "Roadway",
+    "Scene",
+    "Shape",
+    "SynthConfig",
+    "ZIP_DATE",
+    "make_ids",
+    "mine_style",
+    "parse_size",
+    "render_scene",
+    "voc_palette",
+    "write_dataset",
 ]

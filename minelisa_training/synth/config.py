@@ -1,4 +1,5 @@
 """What ``write_dataset`` writes: image count, seed, size, mines, class order, split."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

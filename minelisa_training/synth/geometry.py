@@ -1,8 +1,9 @@
 """Roadway perspective and polygon shapes of the synthetic scenes."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -39,8 +40,12 @@ class Roadway:
     def section(self, t: float) -> tuple[float, float, float, float]:
         """left, top, right, bottom of the cross-section at depth t."""
         lerp = lambda a, b: a + (b - a) * t  # noqa: E731
-        return (lerp(0, self.vx - self.fw), lerp(0, self.vy - self.fh),
-                lerp(self.width, self.vx + self.fw), lerp(self.height, self.vy + self.fh))
+        return (
+            lerp(0, self.vx - self.fw),
+            lerp(0, self.vy - self.fh),
+            lerp(self.width, self.vx + self.fw),
+            lerp(self.height, self.vy + self.fh),
+        )
 
     def wall_point(self, side: int, t: float, v: float) -> tuple[float, float]:
         """Point on the left (side -1) or right (+1) wall; v = 0 roof line, 1 floor line."""

@@ -5,9 +5,10 @@ cables, shaded pipes, glowing signs, yellow machines with hazard stripes, rails 
 sleepers, ...) so that a tiny model can learn them, with enough variation (colour
 jitter, size, position) that it has to.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,17 +41,33 @@ def _person(rng, road: Roadway) -> list[Shape]:
     x, y = road.floor_point(t, rng.uniform(0.25, 0.75))
     hgt = road.height * 0.42 * s * rng.uniform(0.85, 1.1)
     wid = hgt * 0.3
-    vest = stripes(rng, jitter(rng, (235, 120, 15), 12), np.array([205, 205, 200], np.float32),
-                   period=hgt * 0.18, angle=np.pi / 2, duty=0.75)
+    vest = stripes(
+        rng,
+        jitter(rng, (235, 120, 15), 12),
+        np.array([205, 205, 200], np.float32),
+        period=hgt * 0.18,
+        angle=np.pi / 2,
+        duty=0.75,
+    )
     legs = solid(rng, jitter(rng, (35, 45, 80), 8), 5)
     helmet = solid(rng, jitter(rng, (235, 215, 40), 10), 5)
     top = y - hgt
     return [
         Shape("person", rect(x - wid * 0.3, y - hgt * 0.45, x - wid * 0.05, y), legs, t),
         Shape("person", rect(x + wid * 0.05, y - hgt * 0.45, x + wid * 0.3, y), legs, t),
-        Shape("person", np.array([[x - wid / 2, top + hgt * 0.2], [x + wid / 2, top + hgt * 0.2],
-                                  [x + wid * 0.4, y - hgt * 0.42],
-                                  [x - wid * 0.4, y - hgt * 0.42]]), vest, t),
+        Shape(
+            "person",
+            np.array(
+                [
+                    [x - wid / 2, top + hgt * 0.2],
+                    [x + wid / 2, top + hgt * 0.2],
+                    [x + wid * 0.4, y - hgt * 0.42],
+                    [x - wid * 0.4, y - hgt * 0.42],
+                ]
+            ),
+            vest,
+            t,
+        ),
         Shape("person", circle(x, top + hgt * 0.1, hgt * 0.1), helmet, t),
     ]
 
@@ -122,9 +139,16 @@ def _metal_fixture(rng, road: Roadway) -> list[Shape]:
         x, y = road.wall_point(side, t, rng.uniform(0.1, 0.35))
         w, h = road.width * 0.035 * s, road.height * 0.08 * s
         d = 1 if side < 0 else -1  # bracket sticks out of the wall
-        pts = np.array([[x, y], [x + d * w * 2, y], [x + d * w * 2, y + h * 0.3],
-                        [x + d * w * 0.5, y + h * 0.3],
-                        [x + d * w * 0.5, y + h], [x, y + h]])
+        pts = np.array(
+            [
+                [x, y],
+                [x + d * w * 2, y],
+                [x + d * w * 2, y + h * 0.3],
+                [x + d * w * 0.5, y + h * 0.3],
+                [x + d * w * 0.5, y + h],
+                [x, y + h],
+            ]
+        )
         steel = solid(rng, jitter(rng, (175, 175, 180), 8), 22)
         shapes.append(Shape("metal fixture", pts, steel, t))
     return shapes
@@ -140,9 +164,16 @@ def _floor_box(
     x, y = road.floor_point(t, u)
     w, h = road.width * size[0] * s, road.height * size[1] * s
     lean = w * 0.15 * (1 if x < road.vx else -1)
-    pts = np.array([[x - w / 2, y], [x + w / 2, y], [x + w / 2, y - h],
-                    [x + w / 2 + lean, y - h * 1.1],
-                    [x - w / 2 + lean, y - h * 1.1], [x - w / 2, y - h]])
+    pts = np.array(
+        [
+            [x - w / 2, y],
+            [x + w / 2, y],
+            [x + w / 2, y - h],
+            [x + w / 2 + lean, y - h * 1.1],
+            [x - w / 2 + lean, y - h * 1.1],
+            [x - w / 2, y - h],
+        ]
+    )
     return Shape(cls, pts, paint, t)
 
 
@@ -154,8 +185,9 @@ def _container(rng, road):
 
 def _tools(rng, road):
     wood = jitter(rng, (145, 100, 55), 12)
-    paint = stripes(rng, wood, wood * 0.7, period=road.height * 0.012, angle=np.pi / 2 + 0.1,
-                    duty=0.6)
+    paint = stripes(
+        rng, wood, wood * 0.7, period=road.height * 0.012, angle=np.pi / 2 + 0.1, duty=0.6
+    )
     return [_floor_box(rng, road, "tools & materials", (0.22, 0.09), paint)]
 
 
@@ -193,9 +225,18 @@ def _mining(rng, road):
     s = road.scale(t)
     x, y = road.floor_point(t, rng.uniform(0.35, 0.65))
     w, h = road.width * 0.45 * s, road.height * 0.3 * s
-    pts = np.array([[x - w / 2, y], [x + w / 2, y], [x + w / 2, y - h * 0.6],
-                    [x + w * 0.1, y - h * 0.6], [x + w * 0.05, y - h], [x - w * 0.35, y - h],
-                    [x - w * 0.4, y - h * 0.6], [x - w / 2, y - h * 0.6]])
+    pts = np.array(
+        [
+            [x - w / 2, y],
+            [x + w / 2, y],
+            [x + w / 2, y - h * 0.6],
+            [x + w * 0.1, y - h * 0.6],
+            [x + w * 0.05, y - h],
+            [x - w * 0.35, y - h],
+            [x - w * 0.4, y - h * 0.6],
+            [x - w / 2, y - h * 0.6],
+        ]
+    )
     yellow = jitter(rng, (225, 185, 20), 10)
     black = np.array([25, 25, 25], np.float32)
     paint = stripes(rng, yellow, black, period=h * 0.35, angle=np.pi / 4, duty=0.7)
@@ -232,7 +273,7 @@ def _support(rng, road):
 
             def paint(Y, X, x=x, w=w):
                 u = np.clip(np.abs(X - x) / max(w, 1.0), 0, 1)  # chrome ram down the middle
-                return red * (0.6 + 0.9 * np.exp(-(u / 0.3) ** 2))[..., None]
+                return red * (0.6 + 0.9 * np.exp(-((u / 0.3) ** 2)))[..., None]
 
             shapes.append(Shape("support equipment", rect(x - w, top, x + w, bottom), paint, t))
     return shapes
@@ -258,8 +299,9 @@ def _door(rng, road):
     t = rng.uniform(0.45, 0.8)
     left, top, right, bottom = road.section(t)
     panel = jitter(rng, (70, 100, 85), 10)
-    paint = stripes(rng, panel, panel * 0.65, period=(bottom - top) * 0.08, angle=np.pi / 2,
-                    duty=0.8)
+    paint = stripes(
+        rng, panel, panel * 0.65, period=(bottom - top) * 0.08, angle=np.pi / 2, duty=0.8
+    )
     return [Shape("door", rect(left, top, right, bottom), paint, t)]
 
 
@@ -289,12 +331,20 @@ def _rail(rng, road):
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator, Roadway], list[Shape]]] = {
-    "rail area": _rail, "door": _door, "tools & materials": _tools, "container": _container,
-    "mining equipment": _mining, "electrical equipment": _electrical,
-    "electronic equipment": _electronic, "rescue equipment": _rescue,
-    "support equipment": _support, "tube": _tube,
-    "metal fixture": _metal_fixture, "cable": _cable, "anchoring equipment": _anchoring,
-    "indicator": _indicator, "person": _person,
+    "rail area": _rail,
+    "door": _door,
+    "tools & materials": _tools,
+    "container": _container,
+    "mining equipment": _mining,
+    "electrical equipment": _electrical,
+    "electronic equipment": _electronic,
+    "rescue equipment": _rescue,
+    "support equipment": _support,
+    "tube": _tube,
+    "metal fixture": _metal_fixture,
+    "cable": _cable,
+    "anchoring equipment": _anchoring,
+    "indicator": _indicator,
+    "person": _person,
 }
 assert list(GENERATORS) == list(CLASS_PRESENCE)
-

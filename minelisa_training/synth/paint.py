@@ -3,6 +3,7 @@
 A paint keeps its own noise seed (drawn from the scene's generator when it is made),
 so painting does not consume the scene's random stream.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -29,8 +30,15 @@ def solid(rng: np.random.Generator, rgb: np.ndarray, grain: float) -> Paint:
     return paint
 
 
-def stripes(rng: np.random.Generator, a: np.ndarray, b: np.ndarray, period: float, angle: float,
-            duty: float = 0.5, grain: float = 6.0) -> Paint:
+def stripes(
+    rng: np.random.Generator,
+    a: np.ndarray,
+    b: np.ndarray,
+    period: float,
+    angle: float,
+    duty: float = 0.5,
+    grain: float = 6.0,
+) -> Paint:
     seed = int(rng.integers(2**31))
     ca, sa = np.cos(angle), np.sin(angle)
 

@@ -4,6 +4,7 @@ The label map is the rasterisation of the polygon list (Labelme's fill, later sh
 over earlier ones, via ``museg.draw_shape``), and the image is painted through the
 same ownership map, so image, label map and polygons agree pixel for pixel.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,8 +29,14 @@ class MineStyle:
 
 def mine_style(seed: int, mine: int) -> MineStyle:
     rng = np.random.default_rng([seed, 7, mine])
-    tints = [(105, 98, 90), (80, 80, 82), (118, 104, 84), (92, 88, 100), (70, 66, 60),
-             (135, 118, 80)]
+    tints = [
+        (105, 98, 90),
+        (80, 80, 82),
+        (118, 104, 84),
+        (92, 88, 100),
+        (70, 66, 60),
+        (135, 118, 80),
+    ]
     base = tints[(mine - 1) % 6]
     return MineStyle(jitter(rng, base, 8), rng.uniform(0.5, 0.8), rng.uniform(0.15, 0.28))
 
@@ -65,8 +72,14 @@ def render_scene(
     Y, X = np.mgrid[0:height, 0:width].astype(np.float32)
     image, depth = _paint_roadway(frame_rng, road, style, Y, X)
     labelme = [
-        {"label": class_map.name(class_map.id_of(s.cls)), "points": s.points.tolist(),
-         "group_id": None, "description": "", "shape_type": "polygon", "flags": {}}
+        {
+            "label": class_map.name(class_map.id_of(s.cls)),
+            "points": s.points.tolist(),
+            "group_id": None,
+            "description": "",
+            "shape_type": "polygon",
+            "flags": {},
+        }
         for s in shapes
     ]
     label, lamps = _paint_shapes(image, depth, shapes, labelme, class_map, road, shift, Y, X)
@@ -78,15 +91,25 @@ def _group_layout(
     rng: np.random.Generator, width: int, height: int, featured: str | None
 ) -> tuple[Roadway, list[tuple[str, list[Shape]]]]:
     """The roadway and the objects (by class, painter's order) of a capture group."""
-    road = Roadway(width, height, width * rng.uniform(0.42, 0.58), height * rng.uniform(0.36, 0.48),
-                   width * rng.uniform(0.08, 0.14), height * rng.uniform(0.07, 0.11))
+    road = Roadway(
+        width,
+        height,
+        width * rng.uniform(0.42, 0.58),
+        height * rng.uniform(0.36, 0.48),
+        width * rng.uniform(0.08, 0.14),
+        height * rng.uniform(0.07, 0.11),
+    )
     present = [c for c, p in CLASS_PRESENCE.items() if rng.random() < p or c == featured]
     return road, [(c, GENERATORS[c](rng, road)) for c in present]
 
 
 def _visible_shapes(
-    rng: np.random.Generator, objects: list[tuple[str, list[Shape]]], shift: np.ndarray,
-    width: int, height: int, featured: str | None,
+    rng: np.random.Generator,
+    objects: list[tuple[str, list[Shape]]],
+    shift: np.ndarray,
+    width: int,
+    height: int,
+    featured: str | None,
 ) -> list[Shape]:
     """The shapes of one frame: some objects dropped, the rest shifted and clipped."""
     shapes = []
@@ -104,8 +127,15 @@ def _visible_shapes(
 
 
 def _paint_shapes(
-    image: np.ndarray, depth: np.ndarray, shapes: list[Shape], labelme: list[dict],
-    class_map: museg.ClassMap, road: Roadway, shift: np.ndarray, Y: np.ndarray, X: np.ndarray,
+    image: np.ndarray,
+    depth: np.ndarray,
+    shapes: list[Shape],
+    labelme: list[dict],
+    class_map: museg.ClassMap,
+    road: Roadway,
+    shift: np.ndarray,
+    Y: np.ndarray,
+    X: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint each shape where it owns the pixels (in place); returns (label map, lamps)."""
     height, width = Y.shape
@@ -134,8 +164,13 @@ def _paint_shapes(
 
 
 def _light(
-    rng: np.random.Generator, image: np.ndarray, road: Roadway, style: MineStyle,
-    lamps: np.ndarray, Y: np.ndarray, X: np.ndarray,
+    rng: np.random.Generator,
+    image: np.ndarray,
+    road: Roadway,
+    style: MineStyle,
+    lamps: np.ndarray,
+    Y: np.ndarray,
+    X: np.ndarray,
 ) -> np.ndarray:
     """Cap-lamp light: a soft spot near the vanishing point over a dim ambient level,
     lamps and signs lit, plus sensor noise; uint8 RGB."""
@@ -144,7 +179,7 @@ def _light(
     cy = road.vy + rng.normal(0, 0.05) * height
     sigma = rng.uniform(0.35, 0.6) * max(width, height)
     spot = np.exp(-((X - cx) ** 2 + (Y - cy) ** 2) / (2 * sigma**2))
-    light = (style.ambient + style.light * rng.uniform(0.6, 1.0) * spot)
+    light = style.ambient + style.light * rng.uniform(0.6, 1.0) * spot
     light = np.where(lamps, np.maximum(light, 0.95), light)
     noise = rng.standard_normal((height, width, 1), dtype=np.float32)
     image = image * light[..., None] + 3.0 * noise
@@ -161,12 +196,13 @@ def _depth_sensor(rng: np.random.Generator, depth: np.ndarray) -> np.ndarray:
 def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.ndarray):
     """Rock surfaces (floor darker, roof lighter, dark far end) and their depth in mm."""
     h, w = Y.shape
-    l, t, r, b = road.vx - road.fw, road.vy - road.fh, road.vx + road.fw, road.vy + road.fh
+    # The far cross-section: left, top, right, bottom.
+    fl, ft, fr, fb = road.vx - road.fw, road.vy - road.fh, road.vx + road.fw, road.vy + road.fh
     # Depth parameter of each surface point (0 at the image border, 1 at the far section).
-    t_floor = (h - Y) / max(h - b, 1.0)
-    t_roof = Y / max(t, 1.0)
-    t_left = X / max(l, 1.0)
-    t_right = (w - X) / max(w - r, 1.0)
+    t_floor = (h - Y) / max(h - fb, 1.0)
+    t_roof = Y / max(ft, 1.0)
+    t_left = X / max(fl, 1.0)
+    t_right = (w - X) / max(w - fr, 1.0)
     # The nearest surface along each view ray is the one with the smallest depth parameter.
     tt, surface = t_floor, np.zeros(Y.shape, np.uint8)
     for k, t_k in enumerate((t_roof, t_left, t_right), start=1):
@@ -174,7 +210,7 @@ def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.nd
         tt = np.where(nearer, t_k, tt)
         surface[nearer] = k
     tt = np.clip(tt, 0, 1)
-    far = (X > l) & (X < r) & (Y > t) & (Y < b)
+    far = (X > fl) & (X < fr) & (Y > ft) & (Y < fb)
     gain = np.array([0.7, 1.1, 1.0, 0.95], np.float32)[surface]
     image = rock(rng, h, w, style.rock) * gain[..., None]
     image[far] *= 0.15

@@ -8,6 +8,7 @@ with a split file is complete). Everything is drawn from ``numpy.random.default_
 streams keyed by (seed, mine, group, frame) and written with fixed encoder settings
 and zip timestamps: the same seed gives the same bytes.
 """
+
 from __future__ import annotations
 
 import io
@@ -47,8 +48,9 @@ def voc_palette() -> np.ndarray:
 def make_ids(cfg: SynthConfig) -> list[tuple[int, int, str]]:
     """(mine, capture group, id) for every image, in MUSeg's id format."""
     rng = np.random.default_rng([cfg.seed, 1])
-    per_mine = [cfg.images // cfg.mines + (1 if m < cfg.images % cfg.mines else 0)
-                for m in range(cfg.mines)]
+    per_mine = [
+        cfg.images // cfg.mines + (1 if m < cfg.images % cfg.mines else 0) for m in range(cfg.mines)
+    ]
     out = []
     for m, n in enumerate(per_mine, start=1):
         frame, group = 0, 0
@@ -103,16 +105,18 @@ def _write_image(
     _write(rec.label_path, scene.label)
     _write(rec.color_path, palette[scene.label][..., ::-1])
     labelme = {
-        "version": LABELME_VERSION, "flags": {}, "shapes": scene.shapes,
+        "version": LABELME_VERSION,
+        "flags": {},
+        "shapes": scene.shapes,
         "imagePath": Path(os.path.relpath(rec.image_path, rec.polygons_path.parent)).as_posix(),
-        "imageData": None, "imageHeight": cfg.height, "imageWidth": cfg.width,
+        "imageData": None,
+        "imageHeight": cfg.height,
+        "imageWidth": cfg.width,
     }
     rec.polygons_path.write_text(json.dumps(labelme, indent=2), encoding="utf-8")
 
 
-def write_dataset(
-    out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool = True
-) -> dict:
+def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> dict:
     """Write ``cfg.images`` scenes under ``out`` in the raw MUSeg layout; returns a
     summary (ids per split, images per mine, all-background ids)."""
     from tqdm import tqdm
@@ -136,7 +140,11 @@ def write_dataset(
         scene = render_scene(
             np.random.default_rng([cfg.seed, 3, mine, group]),
             np.random.default_rng([cfg.seed, 4, mine, frame]),
-            cfg.width, cfg.height, mine_style(cfg.seed, mine), class_map, bool(all_bg),
+            cfg.width,
+            cfg.height,
+            mine_style(cfg.seed, mine),
+            class_map,
+            bool(all_bg),
             featured=classes[group_index[mine, group] % len(classes)],
         )
         _write_image(layout.record(image_id, mine), scene, cfg, palette)
@@ -150,8 +158,10 @@ def write_dataset(
         "root": str(layout.root),
         "images": len(ids),
         "class_order": cfg.class_order.upper(),
-        "per_mine": {museg.mine_key(m): sum(1 for mm, _, _ in ids if mm == m)
-                     for m in range(1, cfg.mines + 1)},
+        "per_mine": {
+            museg.mine_key(m): sum(1 for mm, _, _ in ids if mm == m)
+            for m in range(1, cfg.mines + 1)
+        },
         "split": {name: [r.image_id for r in split[name]] for name in names},
         "all_background": [i for (_, _, i), bg in zip(ids, background) if bg],
     }
