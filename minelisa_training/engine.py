@@ -1,9 +1,12 @@
 """SegmentationEngine: RGB image + instruction -> binary mask at the original resolution.
 
-Shaped like SAM's predictor: `set_image` runs the two image encoders once,
-then `predict` answers any number of instructions about that image (batched
-through the LLM and the mask decoder). The CLI, evaluation and the ROS node
-all use this class; it has no ROS imports.
+Shaped like SAM's predictor: `encode` runs the two image encoders once and
+returns an immutable `EncodedImage`; `segment` / `segment_batch` answer any
+number of instructions about it (batched through the LLM and the mask decoder).
+Passing the RGB array instead encodes it in the same call. `set_image` /
+`predict` are the predictor-style sugar over the same core. The CLI,
+evaluation, training validation and the ROS node all use this class; it has no
+ROS imports.
 
 Answer modes:
 * ``fast``: the answer containing `[SEG]` is given, one LLM forward pass, no
@@ -11,52 +14,53 @@ Answer modes:
 * ``chat``: greedy generation with a KV cache, capped at ``max_new_tokens``;
   every generated `[SEG]` yields a mask, none yields an empty mask and an
   answer text that says so.
+
+Timings are opt-in (``timed=True``): only then does a CUDA device get
+synchronised around each stage.
 """
+
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import torch
 from transformers import DynamicCache
 
-from .checkpoint import LoadReport, load_model, resolve_dtype
+from .checkpoint import LoadReport, load_model
+from .errors import InvalidInputError
+from .model_options import MODES, ModelOptions
 from .modeling.lisa import MineLisaModel
 from .prompts import DEFAULT_ANSWER, build_prompt, tokenize_with_image
+from .results import (
+    RESERVED_TOKENS,
+    EncodedImage,
+    ImageInput,
+    SegmentationResult,
+    validate_instruction,
+)
+from .runtime import Stopwatch, resolve_device, resolve_dtype_name
 from .tokenization import LisaTokenizer
-from .transforms import InvalidInputError, check_rgb_image, clip_view, sam_view
-
-MODES = ("fast", "chat")
-MAX_INSTRUCTION_CHARS = 1000
-
-
-@dataclass
-class SegmentationResult:
-    instruction: str
-    mask: np.ndarray  # bool [H, W]: union of all [SEG] masks
-    masks: list[np.ndarray]  # one bool mask per [SEG]
-    answer: str
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
-
-    @property
-    def coverage(self) -> float:
-        return float(self.mask.mean()) if self.mask.size else 0.0
-
-
-@dataclass
-class _EncodedImage:
-    image_tokens: torch.Tensor  # [1, P, H]
-    sam_embedding: torch.Tensor  # [1, 256, 64, 64]
-    input_size: tuple[int, int]
-    original_size: tuple[int, int]
-    timings: dict[str, float]
+from .transforms import check_rgb_image, clip_view, sam_view
 
 
 class SegmentationEngine:
+    """Instruction-guided segmentation with a loaded MineLISA model.
+
+    Args:
+        model: a `MineLisaModel` (put in eval mode here).
+        tokenizer: the model's `LisaTokenizer`.
+        mode: default answer mode, ``fast`` or ``chat``.
+        max_new_tokens: chat-mode cap on generated tokens.
+        answer: fast-mode answer; must contain ``[SEG]``.
+        report: the `LoadReport` of the checkpoint the model came from, if any.
+
+    Raises:
+        InvalidInputError: an unknown mode or an answer without ``[SEG]``.
+    """
+
     def __init__(
         self,
         model: MineLisaModel,
@@ -67,84 +71,271 @@ class SegmentationEngine:
         report: LoadReport | None = None,
     ) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
+            raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
         if "[SEG]" not in answer:
-            raise ValueError(f"the fast-mode answer must contain [SEG], got {answer!r}")
+            raise InvalidInputError(f"the fast-mode answer must contain [SEG], got {answer!r}")
+        if max_new_tokens < 1:
+            raise InvalidInputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.mode = mode
         self.max_new_tokens = max_new_tokens
         self.answer = answer
         self.report = report
-        self._image: _EncodedImage | None = None
+        self.image: EncodedImage | None = None  # what `set_image` encoded last
+        reserved = {*RESERVED_TOKENS, *tokenizer.added_tokens, *tokenizer.special_tokens}
+        self._reserved = sorted(reserved, key=len, reverse=True)
 
     @classmethod
     def from_pretrained(
         cls,
         path: str | Path,
         vision_tower: str | Path | None = None,
-        device: str = "cpu",
-        dtype: str = "fp32",
+        sam_checkpoint: str | Path | None = None,
+        device: str | torch.device = "auto",
+        dtype: str | None = None,
         mode: str = "fast",
         max_new_tokens: int = 64,
-    ) -> "SegmentationEngine":
-        loaded = load_model(path, vision_tower=vision_tower, device=device, dtype=resolve_dtype(dtype))
-        return cls(loaded.model, loaded.tokenizer, mode=mode, max_new_tokens=max_new_tokens, report=loaded.report)
+    ) -> SegmentationEngine:
+        """Load a bundle, a LISA release or a base LLaVA + SAM checkpoint from local files.
+
+        Args:
+            path: model directory (see `checkpoint.load_model`).
+            vision_tower: local CLIP directory (LISA releases name a hub id instead).
+            sam_checkpoint: SAM ``.pth`` for a base LLaVA directory.
+            device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+            dtype: ``fp32``, ``fp16``, ``bf16``; None/``auto``: fp16 on CUDA, fp32 on CPU.
+            mode: default answer mode.
+            max_new_tokens: chat-mode generation cap.
+
+        Raises:
+            CheckpointError: the files cannot be loaded (the message names what is missing).
+            InvalidInputError: an unknown device, dtype or mode, or CUDA where none is.
+        """
+        torch_device = resolve_device(device)
+        loaded = load_model(
+            path,
+            vision_tower=vision_tower or None,
+            sam_checkpoint=sam_checkpoint or None,
+            device=torch_device,
+            dtype=resolve_dtype_name(dtype, torch_device),
+        )
+        return cls(
+            loaded.model,
+            loaded.tokenizer,
+            mode=mode,
+            max_new_tokens=max_new_tokens,
+            report=loaded.report,
+        )
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> SegmentationEngine:
+        """`from_pretrained` with the shared model options (CLI flags, node parameters)."""
+        return cls.from_pretrained(
+            options.path,
+            vision_tower=options.vision_tower,
+            sam_checkpoint=options.sam_checkpoint,
+            device=options.device,
+            dtype=options.dtype,
+            mode=options.mode,
+            max_new_tokens=options.max_new_tokens,
+        )
 
     @property
     def device(self) -> torch.device:
+        """The model's device."""
         return self.model.device
 
-    @contextmanager
-    def _timed(self, timings: dict[str, float], name: str) -> Iterator[None]:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        timings[name] = timings.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+    # -- input checks ----------------------------------------------------------------------
+    def check_instruction(self, instruction: object) -> str:
+        """`validate_instruction` with this model's reserved token strings."""
+        return validate_instruction(instruction, self._reserved)
 
-    # -- image ----------------------------------------------------------------
-    @torch.inference_mode()
-    def set_image(self, image: np.ndarray) -> None:
-        """Validate and encode one RGB uint8 image (H, W, 3); later `predict` calls reuse it."""
-        image = check_rgb_image(image)
-        timings: dict[str, float] = {}
-        dtype = self.model.dtype
-        with self._timed(timings, "clip_ms"):
-            clip = clip_view(image, size=int(self.model.config.vision["image_size"]), device=self.device)
-            tokens = self.model.encode_clip(clip.unsqueeze(0).to(dtype))
-        with self._timed(timings, "sam_encoder_ms"):
-            view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
-            embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
-        self._image = _EncodedImage(tokens, embedding, view.input_size, view.original_size, timings)
-
-    # -- instructions -----------------------------------------------------------
-    def _check_instructions(self, instructions: str | Sequence[str]) -> list[str]:
-        items = [instructions] if isinstance(instructions, str) else list(instructions)
+    def _check_batch(self, instructions: Sequence[str]) -> list[str]:
+        if isinstance(instructions, str):
+            raise InvalidInputError("segment_batch takes a list of instructions, got one string")
+        items = [self.check_instruction(text) for text in instructions]
         if not items:
             raise InvalidInputError("no instruction given")
-        cleaned = []
-        for text in items:
-            if not isinstance(text, str):
-                raise InvalidInputError(f"instruction must be a string, got {type(text).__name__}")
-            text = text.strip()
-            if not text:
-                raise InvalidInputError("instruction is empty")
-            if len(text) > MAX_INSTRUCTION_CHARS:
-                raise InvalidInputError(
-                    f"instruction is too long: {len(text)} characters, at most {MAX_INSTRUCTION_CHARS}"
-                )
-            cleaned.append(text)
-        return cleaned
+        return items
+
+    def _check_mode(self, mode: str | None) -> str:
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
+        return mode
+
+    # -- image --------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:
+        """Run the CLIP and SAM image encoders once.
+
+        Args:
+            image: uint8 RGB array of shape (H, W, 3).
+            timed: record clip_ms and sam_encoder_ms (synchronises a CUDA device).
+
+        Returns:
+            An immutable `EncodedImage` for any number of later `segment` calls.
+
+        Raises:
+            InvalidInputError: not a uint8 (H, W, 3) array, empty, or an extreme aspect ratio.
+        """
+        image = check_rgb_image(image)
+        watch = Stopwatch(self.device, timed)
+        dtype = self.model.dtype
+        with watch.stage("clip_ms"):
+            size = int(self.model.config.vision["image_size"])
+            clip = clip_view(image, size=size, device=self.device)
+            tokens = self.model.encode_clip(clip.unsqueeze(0).to(dtype))
+        with watch.stage("sam_encoder_ms"):
+            view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
+            embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
+        timings = MappingProxyType(dict(watch.timings))
+        return EncodedImage(tokens, embedding, view.input_size, view.original_size, timings)
+
+    def set_image(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:
+        """Encode `image` and keep it for `predict` (predictor-style sugar over `encode`)."""
+        self.image = self.encode(image, timed=timed)
+        return self.image
+
+    def _encoded(self, image: ImageInput, timed: bool) -> EncodedImage:
+        return image if isinstance(image, EncodedImage) else self.encode(image, timed=timed)
+
+    # -- segmentation ---------------------------------------------------------------------------
+    def segment(
+        self,
+        image: ImageInput,
+        instruction: str,
+        *,
+        mode: str | None = None,
+        threshold: float = 0.0,
+        timed: bool = False,
+    ) -> SegmentationResult:
+        """The mask of what one instruction names.
+
+        Args:
+            image: uint8 RGB (H, W, 3) array, or an `EncodedImage` from `encode`.
+            instruction: what to segment, in plain words.
+            mode: ``fast`` or ``chat`` (default: the engine's).
+            threshold: mask = logits > threshold (0: the model's decision boundary).
+            timed: fill `SegmentationResult.timings` (synchronises a CUDA device).
+
+        Returns:
+            A `SegmentationResult` with bool masks at the image's (H, W).
+
+        Raises:
+            InvalidInputError: a refused image, instruction or mode (see `check_instruction`).
+        """
+        text = self.check_instruction(instruction)
+        return self.segment_batch(image, [text], mode=mode, threshold=threshold, timed=timed)[0]
+
+    @torch.inference_mode()
+    def segment_batch(
+        self,
+        image: ImageInput,
+        instructions: Sequence[str],
+        *,
+        mode: str | None = None,
+        threshold: float = 0.0,
+        timed: bool = False,
+    ) -> list[SegmentationResult]:
+        """`segment` for several instructions about one image, in their order.
+
+        The image is encoded once; in fast mode the instructions are batched through the
+        LLM and the mask decoder. Arguments, raises: as `segment`; an empty list is refused.
+        """
+        items = self._check_batch(instructions)
+        mode = self._check_mode(mode)
+        watch = Stopwatch(self.device, timed)
+        encoded = self._encoded(image, timed)
+        answers, logits = self._run(encoded, items, mode, watch)
+        with watch.stage("mask_to_host_ms"):
+            masks = [(x > threshold).cpu().numpy() for x in logits]
+        return self._results(encoded, items, answers, masks, watch, image is not encoded)
+
+    @torch.inference_mode()
+    def mask_logits(
+        self, image: ImageInput, instructions: Sequence[str], *, mode: str | None = None
+    ) -> list[torch.Tensor]:
+        """Mask logits at the original size, for evaluation and confidence maps.
+
+        Returns:
+            One float tensor [k, H, W] per instruction on the model's device, k = the
+            number of `[SEG]` in its answer (0 in chat mode when none was generated).
+            ``logits > 0`` is the mask `segment` returns.
+        """
+        items = self._check_batch(instructions)
+        mode = self._check_mode(mode)
+        watch = Stopwatch(self.device, False)
+        return self._run(self._encoded(image, False), items, mode, watch)[1]
+
+    def predict(
+        self, instructions: str | Sequence[str], mode: str | None = None, *, timed: bool = False
+    ) -> list[SegmentationResult]:
+        """Predictor-style sugar: `segment_batch` on the image given to `set_image`.
+
+        Raises:
+            RuntimeError: `set_image` was not called first.
+        """
+        if self.image is None:
+            raise RuntimeError("no image set: call set_image(image) before predict()")
+        items = [instructions] if isinstance(instructions, str) else instructions
+        return self.segment_batch(self.image, items, mode=mode, timed=timed)
+
+    # -- core -------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _run(
+        self, encoded: EncodedImage, items: list[str], mode: str, watch: Stopwatch
+    ) -> tuple[list[str], list[torch.Tensor]]:
+        """(answers, mask logits per instruction) for checked instructions."""
+        if mode == "fast":
+            with watch.stage("llm_ms"):
+                seg = self._fast_seg_embeddings(encoded, items)
+            answers = [self.answer] * len(items)
+        else:
+            answers, seg = [], []
+            for text in items:
+                with watch.stage("llm_ms"):
+                    answer, embeddings = self._chat(encoded, text)
+                answers.append(answer)
+                seg.append(embeddings)
+        with watch.stage("decoder_ms"):
+            logits = self._decode(encoded, seg)
+        return answers, logits
+
+    def _decode(self, encoded: EncodedImage, seg: list[torch.Tensor]) -> list[torch.Tensor]:
+        counts = [e.shape[0] for e in seg]
+        flat = torch.cat(seg) if sum(counts) else seg[0]
+        logits = self.model.decode_masks(
+            encoded.sam_embedding, flat, encoded.input_size, encoded.original_size
+        )
+        return list(torch.split(logits.float(), counts))
+
+    def _results(
+        self,
+        encoded: EncodedImage,
+        items: list[str],
+        answers: list[str],
+        masks: list[np.ndarray],
+        watch: Stopwatch,
+        encoded_here: bool,
+    ) -> list[SegmentationResult]:
+        timings = dict(encoded.timings) if encoded_here else {}
+        timings.update(watch.timings)
+        if timings:
+            timings["total_ms"] = sum(timings.values())
+        out = []
+        for text, answer, per_seg in zip(items, answers, masks):
+            union = per_seg.any(axis=0) if len(per_seg) else np.zeros(encoded.original_size, bool)
+            out.append(SegmentationResult(text, union, list(per_seg), answer, dict(timings)))
+        return out
 
     def _prompt_ids(self, instruction: str, answer: str | None) -> list[int]:
-        ids = tokenize_with_image(
-            self.tokenizer, build_prompt(instruction, answer, self.model.config.mm_use_im_start_end)
-        )
-        limit = int(self.model.config.llm.get("max_position_embeddings", 2048))
-        total = len(ids) - 1 + self.model.config.num_image_tokens
+        config = self.model.config
+        prompt = build_prompt(instruction, answer, config.mm_use_im_start_end)
+        ids = tokenize_with_image(self.tokenizer, prompt)
+        limit = int(config.llm.get("max_position_embeddings", 2048))
+        total = len(ids) - 1 + config.num_image_tokens
         if answer is None:
             total += self.max_new_tokens
         if total > limit:
@@ -153,89 +344,46 @@ class SegmentationEngine:
             )
         return ids
 
-    @torch.inference_mode()
-    def predict(self, instructions: str | Sequence[str], mode: str | None = None) -> list[SegmentationResult]:
-        """Masks for instructions about the image given to `set_image`."""
-        if self._image is None:
-            raise InvalidInputError("no image set: call set_image(image) first")
-        items = self._check_instructions(instructions)
-        mode = mode or self.mode
-        if mode not in MODES:
-            raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
-        if mode == "fast":
-            return self._predict_fast(items)
-        return [self._predict_chat(text) for text in items]
+    def _fast_seg_embeddings(self, encoded: EncodedImage, items: list[str]) -> list[torch.Tensor]:
+        seqs = [self._prompt_ids(text, self.answer) for text in items]
+        length = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), length), self.tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), length), dtype=torch.long)
+        for n, s in enumerate(seqs):
+            ids[n, : len(s)] = torch.tensor(s)
+            mask[n, : len(s)] = 1
+        image_tokens = encoded.image_tokens.expand(len(seqs), -1, -1)
+        inputs = self.model.embed_inputs(ids.to(self.device), mask.to(self.device), image_tokens)
+        hidden, _ = self.model.run_language_model(inputs, with_logits=False)
+        return self.model.seg_embeddings(hidden, inputs.seg_positions)
 
-    def segment(
-        self, image: np.ndarray, instructions: str | Sequence[str], mode: str | None = None
-    ) -> list[SegmentationResult]:
-        """Encode `image`, then answer every instruction about it."""
-        items = self._check_instructions(instructions)  # refuse bad text before encoding the image
-        self.set_image(image)
-        return self.predict(items, mode=mode)
-
-    def _results(
-        self, items: list[str], answers: list[str], seg: list[torch.Tensor], timings: dict[str, float]
-    ) -> list[SegmentationResult]:
-        img = self._image
-        counts = [e.shape[0] for e in seg]
-        with self._timed(timings, "decoder_ms"):
-            flat = torch.cat(seg) if sum(counts) else seg[0]
-            logits = self.model.decode_masks(img.sam_embedding, flat, img.input_size, img.original_size)
-            masks = (logits > 0).cpu().numpy()
-        timings.update(img.timings)
-        timings["total_ms"] = sum(v for k, v in timings.items() if k != "total_ms")
-        out, start = [], 0
-        for text, answer, k in zip(items, answers, counts):
-            per_seg = list(masks[start : start + k])
-            start += k
-            union = np.logical_or.reduce(per_seg) if per_seg else np.zeros(img.original_size, dtype=bool)
-            out.append(SegmentationResult(text, union, per_seg, answer, dict(timings)))
-        return out
-
-    def _predict_fast(self, items: list[str]) -> list[SegmentationResult]:
-        img = self._image
-        timings: dict[str, float] = {}
-        with self._timed(timings, "llm_ms"):
-            seqs = [self._prompt_ids(text, self.answer) for text in items]
-            length = max(len(s) for s in seqs)
-            ids = torch.full((len(seqs), length), self.tokenizer.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(seqs), length), dtype=torch.long)
-            for n, s in enumerate(seqs):
-                ids[n, : len(s)] = torch.tensor(s)
-                mask[n, : len(s)] = 1
-            image_tokens = img.image_tokens.expand(len(seqs), -1, -1)
-            inputs = self.model.embed_inputs(ids.to(self.device), mask.to(self.device), image_tokens)
-            hidden, _ = self.model.run_language_model(inputs, with_logits=False)
-            seg = self.model.seg_embeddings(hidden, inputs.seg_positions)
-        return self._results(items, [self.answer] * len(items), seg, timings)
-
-    def _predict_chat(self, instruction: str) -> SegmentationResult:
-        img = self._image
-        model = self.model
-        lm = model.language_model
-        timings: dict[str, float] = {}
-        with self._timed(timings, "llm_ms"):
-            ids = torch.tensor([self._prompt_ids(instruction, None)], device=self.device)
-            inputs = model.embed_inputs(ids, torch.ones_like(ids), img.image_tokens)
-            cache = DynamicCache()
-            out = lm.model(inputs_embeds=inputs.inputs_embeds, cache=cache, use_cache=True)
-            state = out.last_hidden_state[:, -1]
-            generated: list[int] = []
-            seg_states: list[torch.Tensor] = []
-            for _ in range(self.max_new_tokens):
-                token = int(lm.lm_head(state).argmax(-1))
-                generated.append(token)
-                if token == model.seg_token_id:
-                    seg_states.append(state[0])  # the state that predicts [SEG], as LISA
-                if token == self.tokenizer.eos_id:
-                    break
-                step = lm.get_input_embeddings()(torch.tensor([[token]], device=self.device))
-                out = lm.model(inputs_embeds=step, cache=cache, use_cache=True)
-                state = out.last_hidden_state[:, -1]
-            hidden = torch.stack(seg_states)[None] if seg_states else state.new_zeros((1, 0, state.shape[-1]))
-            seg = model.seg_embeddings(hidden, [list(range(len(seg_states)))])
+    def _chat(self, encoded: EncodedImage, instruction: str) -> tuple[str, torch.Tensor]:
+        """Greedy generation; (answer text, [k, 256] prompt embeddings of its [SEG]s)."""
+        model, lm = self.model, self.model.language_model
+        ids = torch.tensor([self._prompt_ids(instruction, None)], device=self.device)
+        inputs = model.embed_inputs(ids, torch.ones_like(ids), encoded.image_tokens)
+        cache = DynamicCache()
+        state = lm.model(inputs_embeds=inputs.inputs_embeds, cache=cache, use_cache=True)
+        state = state.last_hidden_state[:, -1]
+        generated: list[int] = []
+        seg_states: list[torch.Tensor] = []
+        for _ in range(self.max_new_tokens):
+            token = int(lm.lm_head(state).argmax(-1))
+            generated.append(token)
+            if token == model.seg_token_id:
+                seg_states.append(state[0])  # the state that predicts [SEG], as LISA
+            if token == self.tokenizer.eos_id:
+                break
+            step = lm.get_input_embeddings()(torch.tensor([[token]], device=self.device))
+            state = lm.model(inputs_embeds=step, cache=cache, use_cache=True)
+            state = state.last_hidden_state[:, -1]
+        if seg_states:
+            hidden = torch.stack(seg_states)[None]
+        else:
+            hidden = state.new_zeros((1, 0, state.shape[-1]))
+        seg = model.seg_embeddings(hidden, [list(range(len(seg_states)))])[0]
         answer = self.tokenizer.decode(generated)
         if not seg_states:
-            answer = (answer + " " if answer else "") + "(no [SEG] token was generated: the mask is empty)"
-        return self._results([instruction], [answer], seg, timings)[0]
+            note = "(no [SEG] token was generated: the mask is empty)"
+            answer = f"{answer} {note}" if answer else note
+        return answer, seg

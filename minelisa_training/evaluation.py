@@ -3,8 +3,8 @@
 Both paths share one scoring loop, so ``minelisa eval`` and ``minelisa score`` give
 identical numbers for identical masks:
 
-- ``evaluate(engine, samples, ...)`` encodes each image once (``engine.set_image``),
-  answers all of that image's instructions (``engine.predict``; every instruction is
+- ``evaluate(engine, samples, ...)`` encodes each image once and answers all of that
+  image's instructions (``engine.segment_batch``; every instruction is
   decoded on its own, so this equals batch-1 inference) and writes each predicted
   mask as ``<masks_dir>/<image id>__<class id>.png`` (0/255).
 - ``score_masks(pred_dir, samples, ...)`` reads masks with those names. A missing
@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from . import museg
+from .fileio import atomic_write
 from .metrics import IoUAccumulator, score_pair
 from .visualization import overlay_mask
 
@@ -121,8 +122,7 @@ def evaluate(
             skipped.add_error(exc)
             bar.update(len(group))
             continue
-        engine.set_image(image)
-        results = engine.predict([s.instruction for s in group])
+        results = engine.segment_batch(image, [s.instruction for s in group], timed=True)
         n_images += 1
         # The engine times each call once; every result of one call carries the same dict.
         for k, v in (results[0].timings if results else {}).items():
@@ -235,9 +235,8 @@ def _finite(value):
 
 
 def write_report(report: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_finite(report), indent=2) + "\n", encoding="utf-8")
+    """Write the report JSON atomically (a failed write leaves the old report)."""
+    atomic_write(path, json.dumps(_finite(report), indent=2) + "\n")
 
 
 def format_table(report: dict) -> str:

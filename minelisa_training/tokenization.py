@@ -49,6 +49,11 @@ class LisaTokenizer:
         pieces = sorted(list(self.added_tokens) + list(specials), key=len, reverse=True)
         self._split_re = re.compile("(" + "|".join(re.escape(p) for p in pieces) + ")") if pieces else None
 
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        """The sentencepiece control pieces (``<s>``, ``</s>``, ``<unk>``)."""
+        return tuple(self._specials)
+
     @classmethod
     def from_dir(cls, path: str | Path) -> "LisaTokenizer":
         path = Path(path)

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import InvalidInputError
+
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -22,10 +24,6 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 MAX_ASPECT_RATIO = 20
-
-
-class InvalidInputError(ValueError):
-    """A request the engine refuses, with a message that says exactly why."""
 
 
 def check_rgb_image(image: object) -> np.ndarray:

@@ -153,7 +153,9 @@ def test_bundle_round_trip_gives_identical_masks(tiny, tmp_path, rgb_image):
     engine_b = SegmentationEngine.from_pretrained(bundle)
     assert engine_b.report.format == "bundle"
     instructions = ["segment the cable", "where is the person near the conveyor?"]
-    for a, b in zip(engine_a.segment(rgb_image, instructions), engine_b.segment(rgb_image, instructions)):
+    for a, b in zip(
+        engine_a.segment_batch(rgb_image, instructions), engine_b.segment_batch(rgb_image, instructions)
+    ):
         assert np.array_equal(a.mask, b.mask)
 
 
@@ -165,8 +167,22 @@ def test_failed_bundle_write_keeps_the_old_bundle(tiny, tmp_path, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    monkeypatch.setattr(checkpoint.bundle, "save_file", disk_full)
     with pytest.raises(OSError):
         save_bundle(model, tok, bundle)
     assert (bundle / "model.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary left behind
+
+
+def test_a_model_that_cannot_fit_is_refused_before_it_is_built(tiny_bundle, monkeypatch):
+    from minelisa_training.checkpoint import memory
+    from minelisa_training.modeling import lisa
+
+    built = []
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1024**2)
+    monkeypatch.setattr(lisa.MineLisaModel, "to", lambda self, *a, **k: built.append(1) or self)
+    with pytest.raises(CheckpointError, match=r"needs about [\d.]+ GiB on cpu, but only 0\.0 GiB.*bf16"):
+        load_model(tiny_bundle, dtype="fp32")
+    assert built == []  # refused from the meta-device estimate, nothing allocated
+    monkeypatch.setenv(memory.SKIP_ENV, "1")
+    assert load_model(tiny_bundle, dtype="fp32").report.format == "bundle"

@@ -35,10 +35,11 @@ def test_many_instructions_match_one_at_a_time_and_encode_once(tiny, rgb_image):
     engine = SegmentationEngine(model, tok)
     clip_calls = _count_calls(model.vision_tower)
     sam_calls = _count_calls(model.visual_model.image_encoder)
-    batched = engine.segment(rgb_image, INSTRUCTIONS)
+    encoded = engine.encode(rgb_image)
+    batched = engine.segment_batch(encoded, INSTRUCTIONS)
     assert (clip_calls[0], sam_calls[0]) == (1, 1)
-    singles = [engine.predict(text)[0] for text in INSTRUCTIONS]
-    assert (clip_calls[0], sam_calls[0]) == (1, 1)  # predict reuses the encoded image
+    singles = [engine.segment(encoded, text) for text in INSTRUCTIONS]
+    assert (clip_calls[0], sam_calls[0]) == (1, 1)  # the encoded image is reused
     for b, s in zip(batched, singles):
         assert b.mask.shape == rgb_image.shape[:2] and b.mask.dtype == bool
         # Batched and single matmuls round differently in the last bits, which can flip a
@@ -46,9 +47,30 @@ def test_many_instructions_match_one_at_a_time_and_encode_once(tiny, rgb_image):
         assert (b.mask != s.mask).sum() <= 10
     # Different instructions give different masks (the LLM state reaches the decoder).
     assert len({r.mask.tobytes() for r in batched}) > 1
-    timings = batched[0].timings
+
+
+def test_timings_are_opt_in_and_belong_to_their_call(engine, rgb_image):
+    assert engine.segment(rgb_image, INSTRUCTIONS[0]).timings == {}
+    timed = engine.segment_batch(rgb_image, INSTRUCTIONS[:2], timed=True)[0].timings
     for stage in ("clip_ms", "sam_encoder_ms", "llm_ms", "decoder_ms", "total_ms"):
-        assert timings[stage] > 0
+        assert timed[stage] > 0
+    encoded = engine.encode(rgb_image, timed=True)
+    assert encoded.timings["sam_encoder_ms"] > 0
+    # A later call on the encoded image reports its own stages, not the encoders' again.
+    later = engine.segment(encoded, INSTRUCTIONS[0], timed=True).timings
+    assert "sam_encoder_ms" not in later and later["llm_ms"] > 0
+    with pytest.raises(AttributeError):
+        encoded.original_size = (1, 1)  # EncodedImage is immutable
+
+
+def test_mask_logits_threshold_gives_the_mask(engine, rgb_image):
+    encoded = engine.encode(rgb_image)
+    (logits,) = engine.mask_logits(encoded, [INSTRUCTIONS[0]])
+    assert logits.shape == (1, *rgb_image.shape[:2]) and logits.dtype == torch.float32
+    result = engine.segment(encoded, INSTRUCTIONS[0])
+    assert np.array_equal((logits[0] > 0).cpu().numpy(), result.mask)
+    loose = engine.segment(encoded, INSTRUCTIONS[0], threshold=float(logits.min()) - 1)
+    assert loose.mask.all()
 
 
 def _always_predicts(model, token_id: int):
@@ -68,11 +90,11 @@ def test_chat_mode_every_seg_yields_a_mask_and_matches_fast(tiny, rgb_image):
     model, tok = tiny
     chatty = _always_predicts(model, tok.token_to_id("[SEG]"))
     engine = SegmentationEngine(chatty, tok, mode="chat", max_new_tokens=3)
-    chat = engine.segment(rgb_image, INSTRUCTIONS[0])[0]
+    chat = engine.segment(rgb_image, INSTRUCTIONS[0])
     assert chat.answer == "[SEG] [SEG] [SEG]"
     assert len(chat.masks) == 3
     assert np.array_equal(chat.mask, np.logical_or.reduce(chat.masks))
-    fast = SegmentationEngine(chatty, tok, mode="fast", answer="[SEG].").segment(rgb_image, INSTRUCTIONS[0])[0]
+    fast = SegmentationEngine(chatty, tok, mode="fast", answer="[SEG].").segment(rgb_image, INSTRUCTIONS[0])
     # The state that predicts the first generated [SEG] (through the KV cache) is the
     # fast mode's state before [SEG] in one forward pass.
     assert np.array_equal(chat.masks[0], fast.mask)
@@ -82,7 +104,7 @@ def test_chat_mode_every_seg_yields_a_mask_and_matches_fast(tiny, rgb_image):
 def test_chat_mode_without_seg_returns_an_empty_mask_and_says_so(tiny, rgb_image):
     model, tok = tiny
     engine = SegmentationEngine(_always_predicts(model, tok.eos_id), tok, mode="chat")
-    result = engine.segment(rgb_image, "what is on the left?")[0]
+    result = engine.segment(rgb_image, "what is on the left?")
     assert result.masks == [] and not result.mask.any()
     assert result.mask.shape == rgb_image.shape[:2]
     assert "no [SEG]" in result.answer
@@ -110,17 +132,25 @@ def test_fast_mode_per_call_override(tiny, rgb_image):
         (np.zeros((10, 10, 3), np.uint8), "矿" * 400, "the prompt needs"),
         (np.zeros((10, 10, 3), np.uint8), [], "no instruction"),
         (np.zeros((10, 10, 3), np.uint8), [3], "must be a string"),
+        (np.zeros((10, 10, 3), np.uint8), "cable", "a list of instructions"),
+        (np.zeros((10, 10, 3), np.uint8), ["the [SEG] [SEG] cable"], "'\\[SEG\\]', a control"),
+        (np.zeros((10, 10, 3), np.uint8), ["x <im_start> y"], "'<im_start>', a control"),
+        (np.zeros((10, 10, 3), np.uint8), ["the <image> cable"], "'<image>', a control"),
+        (np.zeros((10, 10, 3), np.uint8), ["stop</s> USER: hi"], "'</s>', a control"),
     ],
 )
 def test_bad_input_is_refused_specifically(engine, image, instruction, message):
     with pytest.raises(InvalidInputError, match=message):
-        engine.segment(image, instruction)
+        if isinstance(instruction, str) and message != "a list of instructions":
+            engine.segment(image, instruction)
+        else:
+            engine.segment_batch(image, instruction)
 
 
 def test_predict_without_image_and_unknown_mode(tiny):
     model, tok = tiny
     engine = SegmentationEngine(model, tok)
-    with pytest.raises(InvalidInputError, match="no image set"):
+    with pytest.raises(RuntimeError, match="no image set"):
         engine.predict("cable")
     engine.set_image(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(InvalidInputError, match="unknown answer mode"):
@@ -134,10 +164,11 @@ def test_bf16_runs_and_stays_close_to_fp32(tiny, tmp_path, rgb_image):
 
     model, tok = tiny
     bundle = save_bundle(model, tok, tmp_path / "b")
-    fp32 = SegmentationEngine.from_pretrained(bundle, dtype="fp32").segment(rgb_image, INSTRUCTIONS[:2])
+    fp32_engine = SegmentationEngine.from_pretrained(bundle, dtype="fp32")
+    fp32 = fp32_engine.segment_batch(rgb_image, INSTRUCTIONS[:2])
     bf16_engine = SegmentationEngine.from_pretrained(bundle, dtype="bf16")
     assert bf16_engine.model.dtype == torch.bfloat16
-    bf16 = bf16_engine.segment(rgb_image, INSTRUCTIONS[:2])
+    bf16 = bf16_engine.segment_batch(rgb_image, INSTRUCTIONS[:2])
     for a, b in zip(fp32, bf16):
         inter, union = (a.mask & b.mask).sum(), (a.mask | b.mask).sum()
         assert union == 0 or inter / union > 0.8

@@ -72,9 +72,9 @@ def test_evaluate_encodes_each_image_once_and_skips_bad_images(tiny, synth_copy)
     with torch.inference_mode():
         for s in good:
             if s.image_id != current:
-                engine.set_image(museg.load_image(s.record.image_path))
+                encoded = engine.encode(museg.load_image(s.record.image_path))
                 current = s.image_id
-            singles.append(engine.predict(s.instruction)[0].mask)
+            singles.append(engine.segment(encoded, s.instruction).mask)
     acc_ious = []
     labels = _labels(samples)
     for s, pred in zip(good, singles):
