@@ -49,18 +49,18 @@ def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     for _ in range(2):  # warm-up (allocator, kernels)
-        engine.segment(image, INSTRUCTIONS[:1])
-        engine.segment(image, INSTRUCTIONS)
+        engine.segment(image, INSTRUCTIONS[0])
+        engine.segment_batch(image, INSTRUCTIONS)
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     one, eight = [], []
     for _ in range(repeats):
         t = time.perf_counter()
-        r = engine.segment(image, INSTRUCTIONS[:1])[0]
+        r = engine.segment(image, INSTRUCTIONS[0], timed=True)
         one.append((time.perf_counter() - t) * 1000)
         for s in STAGES:
             stages[s].append(r.timings[s])
         t = time.perf_counter()
-        engine.segment(image, INSTRUCTIONS)
+        engine.segment_batch(image, INSTRUCTIONS)
         eight.append((time.perf_counter() - t) * 1000)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     return {
