@@ -17,6 +17,7 @@ then measures at 640x480, 1082x932 and 1920x1080:
 * the node's resident memory while it receives 1920x1080 at 30 Hz and segments
   a standing instruction continuously for --seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,13 +78,13 @@ def rss_mb(pid: int) -> float:
 
 def bench(args: argparse.Namespace, setup: dict) -> dict:
     import rclpy
+    from minelisa.srv import SegmentByInstruction
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from minelisa.srv import SegmentByInstruction
     from minelisa_ros.image_conversion import fill_image, image_to_rgb, mask_to_mono8
     from minelisa_training.engine import SegmentationEngine
     from minelisa_training.visualization import overlay_mask
@@ -93,13 +94,17 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
     for size in SIZES:
         rgb = frame(size)
         row = report["sizes"].setdefault(f"{size[1]}x{size[0]}", {})
-        mask = engine.segment(rgb, INSTRUCTION)[0].mask
+        mask = engine.segment(rgb, INSTRUCTION).mask
         rgb_msg = fill_image(Image(), rgb, "rgb8")
         bgr_msg = fill_image(Image(), np.ascontiguousarray(rgb[..., ::-1]), "bgr8")
-        row["convert_rgb8_ms"] = median_ms(lambda: image_to_rgb(rgb_msg), 20)
-        row["convert_bgr8_ms"] = median_ms(lambda: image_to_rgb(bgr_msg), 20)
-        row["mask_msg_ms"] = median_ms(lambda: fill_image(Image(), mask_to_mono8(mask), "mono8"), 20)
-        row["overlay_msg_ms"] = median_ms(lambda: fill_image(Image(), overlay_mask(rgb, mask), "rgb8"), 10)
+        row["convert_rgb8_ms"] = median_ms(lambda m=rgb_msg: image_to_rgb(m), 20)
+        row["convert_bgr8_ms"] = median_ms(lambda m=bgr_msg: image_to_rgb(m), 20)
+        row["mask_msg_ms"] = median_ms(
+            lambda m=mask: fill_image(Image(), mask_to_mono8(m), "mono8"), 20
+        )
+        row["overlay_msg_ms"] = median_ms(
+            lambda p=rgb, m=mask: fill_image(Image(), overlay_mask(p, m), "rgb8"), 10
+        )
 
     rclpy.init()
     client_node = rclpy.create_node("minelisa_bench")
@@ -107,9 +112,18 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
     executor.add_node(client_node)
     threading.Thread(target=executor.spin, daemon=True).start()
     env = os.environ.copy()
-    node = NodeProcess(env, Path(setup["work"]) / "node.log", [
-        "-p", f"model_path:={setup['bundle']}", "-r", "image:=/bench/image", "-p", "max_frame_age:=10.0",
-    ])
+    node = NodeProcess(
+        env,
+        Path(setup["work"]) / "node.log",
+        [
+            "-p",
+            f"model_path:={setup['bundle']}",
+            "-r",
+            "image:=/bench/image",
+            "-p",
+            "max_frame_age:=10.0",
+        ],
+    )
     try:
         node.wait_for("active:", timeout=300)
         client = client_node.create_client(SegmentByInstruction, "/minelisa/segment_by_instruction")
@@ -117,15 +131,20 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
         received = {"mask": 0, "overlay": 0}
         for name in received:  # subscribers make the node publish (overlay included)
             client_node.create_subscription(
-                Image, f"/minelisa/{name}", lambda _, n=name: received.__setitem__(n, received[n] + 1),
-                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+                Image,
+                f"/minelisa/{name}",
+                lambda _, n=name: received.__setitem__(n, received[n] + 1),
+                QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE),
+            )
         camera = client_node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
 
         def call(request) -> tuple[float, float, float]:
             start = time.perf_counter()
             response = client.call(request, timeout_sec=300)
             rtt = (time.perf_counter() - start) * 1000.0
-            assert response is not None and response.success, getattr(response, "message", "timeout")
+            assert response is not None and response.success, getattr(
+                response, "message", "timeout"
+            )
             return rtt, response.total_ms, response.inference_ms
 
         def stream(size: tuple[int, int], stop: threading.Event) -> None:
@@ -141,9 +160,16 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
             row = report["sizes"][f"{size[1]}x{size[0]}"]
             # Direct calls right before the node's, so both see the same machine load.
             rgb = frame(size)
-            row["engine_ms"] = in_thread(lambda: median_ms(lambda: engine.segment(rgb, INSTRUCTION), args.calls))
-            inline = SegmentByInstruction.Request(instruction=INSTRUCTION, image=fill_image(Image(), frame(size), "rgb8"))
-            for mode, request in (("inline", inline), ("latest", SegmentByInstruction.Request(instruction=INSTRUCTION))):
+            row["engine_ms"] = in_thread(
+                lambda p=rgb: median_ms(lambda: engine.segment(p, INSTRUCTION), args.calls)
+            )
+            inline = SegmentByInstruction.Request(
+                instruction=INSTRUCTION, image=fill_image(Image(), frame(size), "rgb8")
+            )
+            for mode, request in (
+                ("inline", inline),
+                ("latest", SegmentByInstruction.Request(instruction=INSTRUCTION)),
+            ):
                 stop = threading.Event()
                 streamer = threading.Thread(target=stream, args=(size, stop), daemon=True)
                 if mode == "latest":
@@ -159,13 +185,17 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
                 row[f"{mode}_round_trip_ms"] = statistics.median(r for r, _, _ in samples)
                 row[f"{mode}_inference_ms"] = statistics.median(i for _, _, i in samples)
         report["topic_messages"] = dict(received)
-        del engine
+        engine = None  # free its memory before the memory run
 
         # Memory: 1080p at 30 Hz in, a standing instruction segmented back to back.
         params = AsyncParameterClient(client_node, "/minelisa")
         params.wait_for_services(timeout_sec=10)
-        params.set_parameters([Parameter("standing_instructions", value=[INSTRUCTION]),
-                               Parameter("standing_rate", value=30.0)])
+        params.set_parameters(
+            [
+                Parameter("standing_instructions", value=[INSTRUCTION]),
+                Parameter("standing_rate", value=30.0),
+            ]
+        )
         stop = threading.Event()
         streamer = threading.Thread(target=stream, args=(SIZES[-1], stop), daemon=True)
         streamer.start()
@@ -185,33 +215,45 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
 
 def print_report(report: dict, seconds: int) -> None:
     print("\nPer request, median ms (tiny random-weight model on this machine's CPU):\n")
-    print("| size | engine.segment direct | node inference_ms | client round trip | convert rgb8 "
-          "| convert bgr8 | mask msg | overlay msg* | node overhead inline | node overhead latest "
-          "| client RTT - inference inline | latest |")
+    print(
+        "| size | engine.segment direct | node inference_ms | client round trip | convert rgb8 "
+        "| convert bgr8 | mask msg | overlay msg* | node overhead inline | node overhead latest "
+        "| client RTT - inference inline | latest |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, r in report["sizes"].items():
-        print(f"| {size} | {r['engine_ms']:.0f} | {r['inline_inference_ms']:.0f} | {r['inline_round_trip_ms']:.0f} "
-              f"| {r['convert_rgb8_ms']:.2f} | {r['convert_bgr8_ms']:.2f} "
-              f"| {r['mask_msg_ms']:.2f} | {r['overlay_msg_ms']:.1f} | {r['inline_node_overhead_ms']:.2f} "
-              f"| {r['latest_node_overhead_ms']:.2f} | {r['inline_client_overhead_ms']:.1f} "
-              f"| {r['latest_client_overhead_ms']:.1f} |")
+        print(
+            f"| {size} | {r['engine_ms']:.0f} | {r['inline_inference_ms']:.0f} | {r['inline_round_trip_ms']:.0f} "
+            f"| {r['convert_rgb8_ms']:.2f} | {r['convert_bgr8_ms']:.2f} "
+            f"| {r['mask_msg_ms']:.2f} | {r['overlay_msg_ms']:.1f} | {r['inline_node_overhead_ms']:.2f} "
+            f"| {r['latest_node_overhead_ms']:.2f} | {r['inline_client_overhead_ms']:.1f} "
+            f"| {r['latest_client_overhead_ms']:.1f} |"
+        )
     print("\n* published on the node's topic worker thread, not on the service path")
     memory = report["memory"]
     if memory:
-        print(f"\nNode RSS (MB) while it receives 1920x1080 at 30 Hz and segments continuously, "
-              f"per 10 s window over {seconds} s:\n")
+        print(
+            f"\nNode RSS (MB) while it receives 1920x1080 at 30 Hz and segments continuously, "
+            f"per 10 s window over {seconds} s:\n"
+        )
         print("| window s | min | mean | max |")
         print("|---|---|---|---|")
         for start in range(0, seconds, 10):
             window = [m for t, m in memory if start < t <= start + 10]
             if window:
-                print(f"| {start}-{start + 10} | {min(window):.0f} | {statistics.mean(window):.0f} | {max(window):.0f} |")
+                print(
+                    f"| {start}-{start + 10} | {min(window):.0f} | {statistics.mean(window):.0f} | {max(window):.0f} |"
+                )
     print(f"topic messages received by the client: {report.get('topic_messages_total')}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=5, help="timed calls per size and mode (median)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--calls", type=int, default=5, help="timed calls per size and mode (median)"
+    )
     parser.add_argument("--seconds", type=int, default=60, help="length of the memory run")
     parser.add_argument("--rate", type=float, default=30.0, help="camera rate in Hz")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
@@ -225,7 +267,9 @@ def main() -> int:
         bundle = write_tiny_bundle(work / "bundle", seed=0)
         env = ros_env(prefix, domain_id=10 + os.getpid() % 90)
         env[CHILD] = json.dumps({"work": str(work), "bundle": str(bundle)})
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)  # LD_LIBRARY_PATH must be set at start
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], env
+        )  # LD_LIBRARY_PATH must be set at start
     report = bench(args, json.loads(os.environ[CHILD]))
     print_report(report, args.seconds)
     if args.json:

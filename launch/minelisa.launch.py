@@ -7,30 +7,46 @@ Arguments: image (camera topic), model_path, vision_tower_path, device, dtype,
 namespace, params_file (defaults to the package's config/minelisa.yaml),
 use_compressed, rviz (also start rviz2 with rviz/minelisa.rviz).
 """
-from launch import LaunchDescription
+
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+from launch import LaunchDescription
+
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("minelisa")
     arguments = [
-        DeclareLaunchArgument("image", default_value="/camera/image_raw", description="camera image topic"),
-        DeclareLaunchArgument("model_path", description="MineLISA bundle or LISA checkpoint directory"),
-        DeclareLaunchArgument("vision_tower_path", default_value="", description="local CLIP ViT-L/14 directory"),
-        DeclareLaunchArgument("device", default_value="cuda", description="cpu, cuda or cuda:N"),
-        DeclareLaunchArgument("dtype", default_value="fp16", description="fp32, fp16 or bf16"),
+        DeclareLaunchArgument(
+            "image", default_value="/camera/image_raw", description="camera image topic"
+        ),
+        DeclareLaunchArgument(
+            "model_path", description="MineLISA bundle or LISA checkpoint directory"
+        ),
+        DeclareLaunchArgument(
+            "vision_tower_path", default_value="", description="local CLIP ViT-L/14 directory"
+        ),
+        DeclareLaunchArgument(
+            "device", default_value="auto", description="auto, cpu, cuda or cuda:N"
+        ),
+        DeclareLaunchArgument(
+            "dtype", default_value="auto", description="auto, fp32, fp16 or bf16"
+        ),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([share, "config", "minelisa.yaml"]),
             description="node parameters (YAML)",
         ),
-        DeclareLaunchArgument("use_compressed", default_value="false", description="subscribe to <image>/compressed"),
-        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2 with the MineLISA view"),
+        DeclareLaunchArgument(
+            "use_compressed", default_value="false", description="subscribe to <image>/compressed"
+        ),
+        DeclareLaunchArgument(
+            "rviz", default_value="false", description="start rviz2 with the MineLISA view"
+        ),
     ]
     node = Node(
         package="minelisa",

@@ -6,6 +6,7 @@ pixel conversion (after the same validation); otherwise this module converts
 the encodings robots' cameras publish: rgb8, bgr8, rgba8, bgra8, mono8, mono16,
 and JPEG/PNG CompressedImage.
 """
+
 from __future__ import annotations
 
 import array
@@ -14,6 +15,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from minelisa_training.errors import InvalidInputError
 
 # Bytes per pixel and the OpenCV conversion to RGB (None: already RGB).
 _ENCODINGS: dict[str, tuple[int, int | None]] = {
@@ -31,7 +34,7 @@ SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 MAX_IMAGE_SIDE = 16384
 
 
-class ImageConversionError(ValueError):
+class ImageConversionError(InvalidInputError):
     """A frame that cannot be turned into an RGB image; the message says why."""
 
 

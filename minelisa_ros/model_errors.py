@@ -1,4 +1,5 @@
 """What a service caller is told when the engine raises (no ROS imports: unit-testable)."""
+
 from __future__ import annotations
 
 import gc
@@ -8,7 +9,7 @@ def describe_model_error(exc: BaseException) -> str:
     """The caller-facing message for an exception raised by the engine."""
     import torch
 
-    from minelisa_training.transforms import InvalidInputError
+    from minelisa_training.errors import InvalidInputError
 
     if isinstance(exc, InvalidInputError):
         return f"invalid request: {exc}"

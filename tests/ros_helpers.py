@@ -5,6 +5,7 @@ ROS processes need the interface build's `lib/` on LD_LIBRARY_PATH before
 Python starts, so everything that talks ROS runs in a child process with
 `ros_env()`; the pytest process only reads their results.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,14 +41,27 @@ def build_interfaces(workdir: Path) -> Path:
     env = dict(os.environ, AMENT_PREFIX_PATH=str(VENV))  # else "No 'rosidl_typesupport_c' found"
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     configure = [
-        cmake, "-S", str(REPO), "-B", str(build), *generator,
-        f"-DCMAKE_PREFIX_PATH={VENV}", f"-DPython3_EXECUTABLE={sys.executable}",
-        f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DBUILD_TESTING=OFF",
+        cmake,
+        "-S",
+        str(REPO),
+        "-B",
+        str(build),
+        *generator,
+        f"-DCMAKE_PREFIX_PATH={VENV}",
+        f"-DPython3_EXECUTABLE={sys.executable}",
+        f"-DCMAKE_INSTALL_PREFIX={prefix}",
+        "-DBUILD_TESTING=OFF",
     ]
-    for command in (configure, [cmake, "--build", str(build), "--parallel"], [cmake, "--install", str(build)]):
+    for command in (
+        configure,
+        [cmake, "--build", str(build), "--parallel"],
+        [cmake, "--install", str(build)],
+    ):
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+            )
     return prefix
 
 
@@ -59,7 +73,9 @@ def site_packages(prefix: Path) -> Path:
 def ros_env(prefix: Path, domain_id: int) -> dict[str, str]:
     env = dict(os.environ)
 
-    def prepend(name: str, value: str) -> None:  # never replace: the wheels put their libraries there
+    def prepend(
+        name: str, value: str
+    ) -> None:  # never replace: the wheels put their libraries there
         env[name] = value + (os.pathsep + env[name] if env.get(name) else "")
 
     prepend("LD_LIBRARY_PATH", str(prefix / "lib"))
@@ -82,7 +98,10 @@ class NodeProcess:
         self._file = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "minelisa_ros.node", "--ros-args", *ros_args],
-            env=env, stdout=self._file, stderr=subprocess.STDOUT, cwd=str(REPO),
+            env=env,
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO),
         )
 
     def text(self) -> str:
@@ -110,7 +129,9 @@ class NodeProcess:
         return self.proc.returncode
 
 
-def run_probe(env: dict[str, str], scenario: str, out_dir: Path, timeout: float = 120.0, **options) -> dict:
+def run_probe(
+    env: dict[str, str], scenario: str, out_dir: Path, timeout: float = 120.0, **options
+) -> dict:
     """Run one client scenario of ros_probe.py; returns its JSON report (arrays in out_dir)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = json.dumps({"scenario": scenario, "out_dir": str(out_dir), **options})
@@ -119,5 +140,7 @@ def run_probe(env: dict[str, str], scenario: str, out_dir: Path, timeout: float 
     )
     (out_dir / "probe.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise RuntimeError(f"probe {scenario} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+        raise RuntimeError(
+            f"probe {scenario} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+        )
     return json.loads((out_dir / "report.json").read_text())

@@ -5,6 +5,7 @@
 Publishes camera frames, calls the service, records the node's topics, and
 writes report.json (+ arrays.npz with the masks) for the pytest process to check.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,14 +20,14 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
+from minelisa.msg import SegmentationResult
+from minelisa.srv import SegmentByInstruction
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from minelisa.msg import SegmentationResult
-from minelisa.srv import SegmentByInstruction
 from minelisa_ros.image_conversion import fill_image, to_byte_array
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -53,7 +54,9 @@ class Probe:
         self.executor.add_node(self.node)
         self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self.spinner.start()
-        self.client = self.node.create_client(SegmentByInstruction, f"{self.node_name}/segment_by_instruction")
+        self.client = self.node.create_client(
+            SegmentByInstruction, f"{self.node_name}/segment_by_instruction"
+        )
         self.arrays: dict[str, np.ndarray] = {}
         self.report: dict = {"calls": {}}
         self.published: list[tuple[float, int]] = []  # (time, frame index)
@@ -67,39 +70,63 @@ class Probe:
     def record_topics(self) -> None:
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         for name, msg_type in (("mask", Image), ("overlay", Image), ("result", SegmentationResult)):
-            self.node.create_subscription(msg_type, f"{self.node_name}/{name}", self._recorder(name), qos)
+            self.node.create_subscription(
+                msg_type, f"{self.node_name}/{name}", self._recorder(name), qos
+            )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
 
     def _recorder(self, name: str):
         def record(msg) -> None:
             image = msg.mask if name == "result" else msg
             entry = {
-                "t": time.monotonic(), "stamp": [image.header.stamp.sec, image.header.stamp.nanosec],
-                "frame_id": image.header.frame_id, "encoding": image.encoding,
-                "size": [image.height, image.width], "step": image.step,
-                "values": sorted(int(v) for v in np.unique(np.frombuffer(image.data, np.uint8))) if name != "overlay" else [],
+                "t": time.monotonic(),
+                "stamp": [image.header.stamp.sec, image.header.stamp.nanosec],
+                "frame_id": image.header.frame_id,
+                "encoding": image.encoding,
+                "size": [image.height, image.width],
+                "step": image.step,
+                "values": sorted(int(v) for v in np.unique(np.frombuffer(image.data, np.uint8)))
+                if name != "overlay"
+                else [],
             }
             if name == "result":
-                entry.update(instruction=msg.instruction, source=msg.source, answer=msg.answer,
-                             header_stamp=[msg.header.stamp.sec, msg.header.stamp.nanosec])
+                entry.update(
+                    instruction=msg.instruction,
+                    source=msg.source,
+                    answer=msg.answer,
+                    header_stamp=[msg.header.stamp.sec, msg.header.stamp.nanosec],
+                )
             if name == "overlay":
                 key = f"overlay_{len(self.topics['overlay'])}"
-                self.arrays[key] = np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3).copy()
+                self.arrays[key] = (
+                    np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3).copy()
+                )
                 entry["key"] = key
             self.topics[name].append(entry)
+
         return record
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if status.name == f"{self.node_name}: segmentation":
-                self.topics["diagnostics"].append({
-                    "t": time.monotonic(), "level": int.from_bytes(status.level, "little") if isinstance(status.level, bytes) else int(status.level),
-                    "message": status.message, "values": {kv.key: kv.value for kv in status.values},
-                })
+                self.topics["diagnostics"].append(
+                    {
+                        "t": time.monotonic(),
+                        "level": int.from_bytes(status.level, "little")
+                        if isinstance(status.level, bytes)
+                        else int(status.level),
+                        "message": status.message,
+                        "values": {kv.key: kv.value for kv in status.values},
+                    }
+                )
 
     # -- camera -------------------------------------------------------------------
-    def start_stream(self, compressed: bool = False, rate: float = 30.0,
-                     reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE) -> None:
+    def start_stream(
+        self,
+        compressed: bool = False,
+        rate: float = 30.0,
+        reliability: ReliabilityPolicy = ReliabilityPolicy.RELIABLE,
+    ) -> None:
         if compressed:
             qos = QoSProfile(depth=1, reliability=reliability)
             pub = self.node.create_publisher(CompressedImage, self.camera + "/compressed", qos)
@@ -133,7 +160,12 @@ class Probe:
             self._stream.join()
 
     # -- calls --------------------------------------------------------------------
-    def request(self, instruction: str, image: Image | None = None, compressed: CompressedImage | None = None):
+    def request(
+        self,
+        instruction: str,
+        image: Image | None = None,
+        compressed: CompressedImage | None = None,
+    ):
         req = SegmentByInstruction.Request(instruction=instruction)
         if image is not None:
             req.image = image
@@ -144,14 +176,26 @@ class Probe:
     def summary(self, name: str, res, started: float, finished: float | None = None) -> dict:
         mask = res.mask
         out = {
-            "success": res.success, "message": res.message, "answer": res.answer,
-            "coverage": res.coverage, "inference_ms": res.inference_ms, "total_ms": res.total_ms,
-            "started": started, "finished": finished or time.monotonic(),
-            "mask": {"size": [mask.height, mask.width], "encoding": mask.encoding, "step": mask.step,
-                     "frame_id": mask.header.frame_id, "stamp": [mask.header.stamp.sec, mask.header.stamp.nanosec]},
+            "success": res.success,
+            "message": res.message,
+            "answer": res.answer,
+            "coverage": res.coverage,
+            "inference_ms": res.inference_ms,
+            "total_ms": res.total_ms,
+            "started": started,
+            "finished": finished or time.monotonic(),
+            "mask": {
+                "size": [mask.height, mask.width],
+                "encoding": mask.encoding,
+                "step": mask.step,
+                "frame_id": mask.header.frame_id,
+                "stamp": [mask.header.stamp.sec, mask.header.stamp.nanosec],
+            },
         }
         if res.success:
-            self.arrays[name] = np.frombuffer(mask.data, np.uint8).reshape(mask.height, mask.width).copy()
+            self.arrays[name] = (
+                np.frombuffer(mask.data, np.uint8).reshape(mask.height, mask.width).copy()
+            )
         return out
 
     def call(self, name: str, request, timeout: float = 90.0) -> dict:
@@ -168,13 +212,17 @@ class Probe:
             future.add_done_callback(lambda _, n=n: finished.setdefault(n, time.monotonic()))
         for n, future in enumerate(futures):
             res = _wait(future, timeout)
-            self.report["calls"][f"{prefix}{n}"] = self.summary(f"{prefix}{n}", res, started, finished.get(n))
+            self.report["calls"][f"{prefix}{n}"] = self.summary(
+                f"{prefix}{n}", res, started, finished.get(n)
+            )
 
     def set_parameters(self, **values) -> None:
         client = AsyncParameterClient(self.node, self.node_name)
         if not client.wait_for_services(timeout_sec=10.0):
             raise TimeoutError("parameter services did not appear")
-        results = _wait(client.set_parameters([Parameter(k, value=v) for k, v in values.items()]), 10.0)
+        results = _wait(
+            client.set_parameters([Parameter(k, value=v) for k, v in values.items()]), 10.0
+        )
         failed = [r.reason for r in results.results if not r.successful]
         if failed:
             raise RuntimeError(f"set_parameters failed: {failed}")
@@ -205,7 +253,9 @@ def bad_image_requests(probe: Probe) -> dict[str, SegmentByInstruction.Request]:
     def image(**fields) -> Image:
         msg = fill_image(Image(), frame_pixels(0), "rgb8")
         for key, value in fields.items():
-            setattr(msg, key, to_byte_array(np.asarray(value, np.uint8)) if key == "data" else value)
+            setattr(
+                msg, key, to_byte_array(np.asarray(value, np.uint8)) if key == "data" else value
+            )
         return msg
 
     garbage = CompressedImage(format="jpeg")
@@ -215,11 +265,15 @@ def bad_image_requests(probe: Probe) -> dict[str, SegmentByInstruction.Request]:
         "long_instruction": probe.request("segment the cable " * 60, good),
         "unsupported_encoding": probe.request("segment the cable", image(encoding="yuv422")),
         "bad_length": probe.request("segment the cable", image(data=np.zeros(100, np.uint8))),
-        "zero_size": probe.request("segment the cable", image(width=0, step=0, data=np.zeros(0, np.uint8))),
+        "zero_size": probe.request(
+            "segment the cable", image(width=0, step=0, data=np.zeros(0, np.uint8))
+        ),
         "absurd_size": probe.request("segment the cable", image(width=200000, step=600000)),
         "undecodable_compressed": probe.request("segment the cable", compressed=garbage),
         # Valid by every ROS-side check, but the model pipeline cannot resize a 1 x 3000 strip.
-        "model_error": probe.request("segment the cable", fill_image(Image(), np.zeros((1, 3000, 3), np.uint8), "rgb8")),
+        "model_error": probe.request(
+            "segment the cable", fill_image(Image(), np.zeros((1, 3000, 3), np.uint8), "rgb8")
+        ),
     }
 
 
@@ -248,7 +302,9 @@ def scenario_main(probe: Probe) -> None:
         probe.call(f"bad_{name}", req)
     probe.call("good_after_bad", probe.request(spec["instruction"]))
 
-    probe.call_many("concurrent_", [probe.request(spec["instruction"]) for _ in range(spec["concurrent"])])
+    probe.call_many(
+        "concurrent_", [probe.request(spec["instruction"]) for _ in range(spec["concurrent"])]
+    )
 
     probe.set_parameters(standing_instructions=["segment the conveyor"], standing_rate=4.0)
     time.sleep(spec["standing_seconds"])
@@ -276,8 +332,11 @@ def scenario_compressed(probe: Probe) -> None:
     time.sleep(1.5)
     probe.call("latest", probe.request(probe.spec["instruction"]))
     probe.stop_stream()
-    pub = probe.node.create_publisher(CompressedImage, probe.camera + "/compressed",
-                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    pub = probe.node.create_publisher(
+        CompressedImage,
+        probe.camera + "/compressed",
+        QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE),
+    )
     garbage = CompressedImage(format="jpeg")
     garbage.data = to_byte_array(np.frombuffer(b"\xff\xd8 truncated", np.uint8))
     for _ in range(10):  # until the node has it as its latest frame
@@ -286,7 +345,11 @@ def scenario_compressed(probe: Probe) -> None:
     probe.call("undecodable_latest", probe.request(probe.spec["instruction"]))
 
 
-SCENARIOS = {"no_frame": scenario_no_frame, "main": scenario_main, "compressed": scenario_compressed}
+SCENARIOS = {
+    "no_frame": scenario_no_frame,
+    "main": scenario_main,
+    "compressed": scenario_compressed,
+}
 
 
 def main() -> int:

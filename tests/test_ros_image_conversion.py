@@ -1,4 +1,5 @@
 """minelisa_ros.image_conversion checked against rosbags-image, an independent implementation."""
+
 from __future__ import annotations
 
 import cv2
@@ -26,7 +27,9 @@ Time = TYPES.types["builtin_interfaces/msg/Time"]
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1}
 
 
-def make_image(encoding: str, pixels: np.ndarray, *, pad: int = 0, big_endian: bool = False) -> Image:
+def make_image(
+    encoding: str, pixels: np.ndarray, *, pad: int = 0, big_endian: bool = False
+) -> Image:
     """A rosbags Image holding `pixels` (rows padded by `pad` bytes)."""
     if big_endian:
         pixels = pixels.astype(">u2")
@@ -78,12 +81,18 @@ def test_padded_rows_are_cut(encoding):
     np.testing.assert_array_equal(image_to_rgb(padded), image_to_rgb(make_image(encoding, pixels)))
 
 
-@pytest.mark.parametrize("ext,fmt", [(".jpg", "jpeg"), (".png", "png"), (".png", "bgr8; png compressed bgr8")])
+@pytest.mark.parametrize(
+    "ext,fmt", [(".jpg", "jpeg"), (".png", "png"), (".png", "bgr8; png compressed bgr8")]
+)
 def test_compressed_matches_rosbags_image(ext, fmt):
     bgr = random_pixels("bgr8", seed=3, size=(40, 60))
     ok, encoded = cv2.imencode(ext, bgr)
     assert ok
-    msg = CompressedImage(header=Header(stamp=Time(sec=0, nanosec=0), frame_id=""), format=fmt, data=encoded.reshape(-1))
+    msg = CompressedImage(
+        header=Header(stamp=Time(sec=0, nanosec=0), frame_id=""),
+        format=fmt,
+        data=encoded.reshape(-1),
+    )
     ours = compressed_to_rgb(msg)
     np.testing.assert_array_equal(ours, compressed_image_to_cvimage(msg, "rgb8"))
     if ext == ".png":  # lossless: the exact pixels, channel order swapped
@@ -91,7 +100,10 @@ def test_compressed_matches_rosbags_image(ext, fmt):
 
 
 def _with(msg: Image, **fields) -> Image:
-    values = {name: getattr(msg, name) for name in ("header", "height", "width", "encoding", "is_bigendian", "step", "data")}
+    values = {
+        name: getattr(msg, name)
+        for name in ("header", "height", "width", "encoding", "is_bigendian", "step", "data")
+    }
     values.update(fields)
     return Image(**values)
 
@@ -109,7 +121,10 @@ GOOD = make_image("rgb8", random_pixels("rgb8", size=(4, 6)))
         ({"width": MAX_IMAGE_SIDE + 1, "step": 3 * (MAX_IMAGE_SIDE + 1)}, "exceeds the limit"),
         ({"height": 10**6}, "exceeds the limit"),
         ({"step": 17}, "step 17 is smaller than width x bytes per pixel = 6 x 3"),
-        ({"data": np.zeros(71, np.uint8)}, "data length 71 does not match step x height = 18 x 4 = 72"),
+        (
+            {"data": np.zeros(71, np.uint8)},
+            "data length 71 does not match step x height = 18 x 4 = 72",
+        ),
         ({"step": 19}, "data length 72 does not match step x height = 19 x 4 = 76"),
     ],
 )
@@ -130,16 +145,32 @@ def test_bad_images_get_specific_errors(fields, expected):
     ],
 )
 def test_bad_compressed_images_get_specific_errors(fmt, data, expected):
-    msg = CompressedImage(header=Header(stamp=Time(sec=0, nanosec=0), frame_id=""), format=fmt, data=np.frombuffer(data, np.uint8))
+    msg = CompressedImage(
+        header=Header(stamp=Time(sec=0, nanosec=0), frame_id=""),
+        format=fmt,
+        data=np.frombuffer(data, np.uint8),
+    )
     with pytest.raises(ImageConversionError) as info:
         compressed_to_rgb(msg)
     assert expected in str(info.value)
 
 
 def test_empty_image_means_not_given():
-    assert is_empty_image(Image(header=GOOD.header, height=0, width=0, encoding="", is_bigendian=0, step=0, data=np.zeros(0, np.uint8)))
+    assert is_empty_image(
+        Image(
+            header=GOOD.header,
+            height=0,
+            width=0,
+            encoding="",
+            is_bigendian=0,
+            step=0,
+            data=np.zeros(0, np.uint8),
+        )
+    )
     assert not is_empty_image(GOOD)
-    assert not is_empty_image(_with(GOOD, width=0, height=0))  # data without size is an error, not "empty"
+    assert not is_empty_image(
+        _with(GOOD, width=0, height=0)
+    )  # data without size is an error, not "empty"
 
 
 def test_rclpy_image_round_trip_and_mono8_mask():
@@ -159,4 +190,6 @@ def test_rclpy_image_round_trip_and_mono8_mask():
     assert mono.dtype == np.uint8 and set(np.unique(mono)) <= {0, 255}
     mask_msg = fill_image(RosImage(), mono, "mono8")
     assert mask_msg.step == 11
-    np.testing.assert_array_equal(np.frombuffer(mask_msg.data, np.uint8).reshape(9, 11) == 255, mask)
+    np.testing.assert_array_equal(
+        np.frombuffer(mask_msg.data, np.uint8).reshape(9, 11) == 255, mask
+    )

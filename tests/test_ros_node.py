@@ -6,6 +6,7 @@ drive them with client scenarios in subprocesses (tests/ros_probe.py), then
 check what came back. Masks are compared with a direct engine call on the same
 pixels.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,31 +47,81 @@ def run(tmp_path_factory, bundle):
     work = tmp_path_factory.mktemp("ros")
     prefix = build_interfaces(work)
     env = ros_env(prefix, domain_id=10 + os.getpid() % 90)
-    common = ["-p", f"model_path:={bundle}", "-p", "diagnostics_period:=0.1",
-              "-p", "no_frame_warning_period:=2.0", "-p", f"max_frame_age:={MAX_FRAME_AGE}"]
-    main = NodeProcess(env, work / "main.log", [
-        "--params-file", str(REPO / "config" / "minelisa.yaml"), *common,
-        "-p", f"max_queued_requests:={MAX_QUEUED}", "-r", "image:=/test_cam/image_raw",
-    ])
-    compressed = NodeProcess(env, work / "compressed.log", [
-        *common, "-r", "__node:=minelisa_c", "-r", "image:=/test_cam2/image",
-        "-p", "use_compressed:=true", "-p", "qos_reliability:=reliable",
-    ])
+    common = [
+        "-p",
+        f"model_path:={bundle}",
+        "-p",
+        "diagnostics_period:=0.1",
+        "-p",
+        "no_frame_warning_period:=2.0",
+        "-p",
+        f"max_frame_age:={MAX_FRAME_AGE}",
+    ]
+    main = NodeProcess(
+        env,
+        work / "main.log",
+        [
+            "--params-file",
+            str(REPO / "config" / "minelisa.yaml"),
+            *common,
+            "-p",
+            f"max_queued_requests:={MAX_QUEUED}",
+            "-r",
+            "image:=/test_cam/image_raw",
+        ],
+    )
+    compressed = NodeProcess(
+        env,
+        work / "compressed.log",
+        [
+            *common,
+            "-r",
+            "__node:=minelisa_c",
+            "-r",
+            "image:=/test_cam2/image",
+            "-p",
+            "use_compressed:=true",
+            "-p",
+            "qos_reliability:=reliable",
+        ],
+    )
     try:
         main.wait_for("active:", timeout=180)
         compressed.wait_for("active:", timeout=180)
         no_frame = run_probe(env, "no_frame", work / "no_frame", camera="/test_cam/image_raw")
-        report = run_probe(env, "main", work / "main", timeout=240, camera="/test_cam/image_raw",
-                           instruction=INSTRUCTION, concurrent=CONCURRENT, standing_seconds=4.0,
-                           max_frame_age=MAX_FRAME_AGE)
-        comp = run_probe(env, "compressed", work / "compressed", node="/minelisa_c",
-                         camera="/test_cam2/image", instruction=INSTRUCTION, warning_period=2.0)
+        report = run_probe(
+            env,
+            "main",
+            work / "main",
+            timeout=240,
+            camera="/test_cam/image_raw",
+            instruction=INSTRUCTION,
+            concurrent=CONCURRENT,
+            standing_seconds=4.0,
+            max_frame_age=MAX_FRAME_AGE,
+        )
+        comp = run_probe(
+            env,
+            "compressed",
+            work / "compressed",
+            node="/minelisa_c",
+            camera="/test_cam2/image",
+            instruction=INSTRUCTION,
+            warning_period=2.0,
+        )
     finally:
         codes = (main.stop(), compressed.stop())
     arrays = dict(np.load(work / "main" / "arrays.npz"))
-    yield SimpleNamespace(no_frame=no_frame, main=report, compressed=comp, arrays=arrays,
-                          comp_arrays=dict(np.load(work / "compressed" / "arrays.npz")),
-                          main_log=main.text(), compressed_log=compressed.text(), codes=codes)
+    yield SimpleNamespace(
+        no_frame=no_frame,
+        main=report,
+        compressed=comp,
+        arrays=arrays,
+        comp_arrays=dict(np.load(work / "compressed" / "arrays.npz")),
+        main_log=main.text(),
+        compressed_log=compressed.text(),
+        codes=codes,
+    )
 
 
 def assert_same_mask(mono8: np.ndarray, expected: np.ndarray) -> None:
@@ -84,7 +135,10 @@ def test_no_frame_yet_is_refused_and_warned(run):
     call = run.no_frame["calls"]["no_frame"]
     assert not call["success"]
     assert "no frame received yet on /test_cam/image_raw" in call["message"]
-    assert "no frame received on /test_cam/image_raw for 2 s: no publisher on that topic" in run.main_log
+    assert (
+        "no frame received on /test_cam/image_raw for 2 s: no publisher on that topic"
+        in run.main_log
+    )
 
 
 def test_latest_frame_mask_matches_engine(run, engine):
@@ -96,7 +150,7 @@ def test_latest_frame_mask_matches_engine(run, engine):
     index = mask["stamp"][0] - STAMP_BASE
     published_before_reply = [i for t, i in run.main["published"] if t <= call["finished"]]
     assert 0 <= index <= max(published_before_reply)
-    expected = engine.segment(frame_pixels(index), INSTRUCTION)[0]
+    expected = engine.segment(frame_pixels(index), INSTRUCTION)
     assert_same_mask(run.arrays["latest"], expected.mask)
     assert call["answer"] == expected.answer
     assert call["coverage"] == pytest.approx(expected.coverage, abs=0.01)
@@ -105,7 +159,7 @@ def test_latest_frame_mask_matches_engine(run, engine):
 
 def test_inline_images_use_their_own_pixels_and_header(run, engine):
     bgr = np.ascontiguousarray(frame_pixels(7)[:40, :56, ::-1])
-    expected = engine.segment(np.ascontiguousarray(bgr[..., ::-1]), INSTRUCTION)[0].mask
+    expected = engine.segment(np.ascontiguousarray(bgr[..., ::-1]), INSTRUCTION).mask
     for name, frame_id in (("inline_bgr8", "inline_cam"), ("inline_png", "inline_png")):
         call = run.main["calls"][name]
         assert call["success"], call["message"]
@@ -137,13 +191,17 @@ def test_engine_refusal_is_reported_and_node_keeps_serving(run):
     call = run.main["calls"]["bad_model_error"]
     assert not call["success"]
     # The engine refuses a 1 x 3000 strip (nothing is left once scaled); the caller is told why.
-    assert call["message"].startswith("invalid request: ") and "aspect ratio" in call["message"], call["message"]
+    assert call["message"].startswith("invalid request: ") and "aspect ratio" in call["message"], (
+        call["message"]
+    )
     assert run.main["calls"]["good_after_bad"]["success"]
 
 
 def test_frames_keep_arriving_during_a_call(run):
     call = run.main["calls"]["latest"]
-    during = [d for d in run.main["topics"]["diagnostics"] if call["started"] < d["t"] < call["finished"]]
+    during = [
+        d for d in run.main["topics"]["diagnostics"] if call["started"] < d["t"] < call["finished"]
+    ]
     assert len(during) >= 2, "diagnostics stopped during the call"
     first, last = during[0], during[-1]
     frames = int(last["values"]["frames_received"]) - int(first["values"]["frames_received"])
@@ -174,11 +232,15 @@ def test_topics_carry_results_with_source_headers(run):
     masks = topics["mask"]
     assert masks and all(m["encoding"] == "mono8" and set(m["values"]) <= {0, 255} for m in masks)
     camera = [m for m in masks if m["frame_id"] == "camera_optical"]
-    assert camera and all(m["size"] == [48, 64] and m["stamp"][0] - STAMP_BASE in published for m in camera)
+    assert camera and all(
+        m["size"] == [48, 64] and m["stamp"][0] - STAMP_BASE in published for m in camera
+    )
     assert any(m["frame_id"] == "inline_cam" for m in masks)
 
     overlays = topics["overlay"]
-    assert overlays and all(o["encoding"] == "rgb8" and o["step"] == 3 * o["size"][1] for o in overlays)
+    assert overlays and all(
+        o["encoding"] == "rgb8" and o["step"] == 3 * o["size"][1] for o in overlays
+    )
     first = overlays[0]
     if first["frame_id"] == "camera_optical":  # the overlay blends the mask onto that exact frame
         original = frame_pixels(first["stamp"][0] - STAMP_BASE)
@@ -187,7 +249,10 @@ def test_topics_carry_results_with_source_headers(run):
 
     standing = [r for r in topics["result"] if r["source"] == "standing"]
     assert standing, "no standing-instruction results"
-    assert all(r["instruction"] == "segment the conveyor" and r["header_stamp"] == r["stamp"] for r in standing)
+    assert all(
+        r["instruction"] == "segment the conveyor" and r["header_stamp"] == r["stamp"]
+        for r in standing
+    )
     assert len({tuple(r["stamp"]) for r in standing}) == len(standing)  # one result per new frame
     service = [r for r in topics["result"] if r["source"] == "service"]
     assert any(r["instruction"] == INSTRUCTION for r in service)
@@ -206,14 +271,24 @@ def test_frame_older_than_the_limit_is_refused(run):
 
 def test_compressed_camera_input_and_qos_mismatch_warning(run, engine):
     calls = run.compressed["calls"]
-    assert not calls["mismatch"]["success"] and "no frame received yet" in calls["mismatch"]["message"]
-    assert "this node asks for reliable, which a best_effort publisher cannot serve" in run.compressed_log
+    assert (
+        not calls["mismatch"]["success"] and "no frame received yet" in calls["mismatch"]["message"]
+    )
+    assert (
+        "this node asks for reliable, which a best_effort publisher cannot serve"
+        in run.compressed_log
+    )
     latest = calls["latest"]
     assert latest["success"], latest["message"]
     index = latest["mask"]["stamp"][0] - STAMP_BASE
-    assert_same_mask(run.comp_arrays["latest"], engine.segment(frame_pixels(index), INSTRUCTION)[0].mask)
+    assert_same_mask(
+        run.comp_arrays["latest"], engine.segment(frame_pixels(index), INSTRUCTION).mask
+    )
     bad = calls["undecodable_latest"]
-    assert not bad["success"] and "latest frame on /test_cam2/image/compressed: could not decode" in bad["message"]
+    assert (
+        not bad["success"]
+        and "latest frame on /test_cam2/image/compressed: could not decode" in bad["message"]
+    )
 
 
 def test_nodes_exit_cleanly(run):
@@ -222,10 +297,14 @@ def test_nodes_exit_cleanly(run):
 
 def test_config_and_launch_files_name_real_parameters(run):
     """config/minelisa.yaml was loaded by the main node; every key must be a declared parameter."""
-    params = yaml.safe_load((REPO / "config" / "minelisa.yaml").read_text())["/**"]["ros__parameters"]
-    source = (REPO / "minelisa_ros" / "node.py").read_text()
+    from minelisa_ros.parameters import parameter_names
+
+    params = yaml.safe_load((REPO / "config" / "minelisa.yaml").read_text())["/**"][
+        "ros__parameters"
+    ]
+    declared = parameter_names()
     for name in params:
-        assert f'p("{name}"' in source, name
+        assert name in declared, name
     launch = (REPO / "launch" / "minelisa.launch.py").read_text()
     for name in ("model_path", "vision_tower_path", "device", "dtype", "use_compressed"):
         assert f'"{name}": LaunchConfiguration("{name}")' in launch
@@ -235,10 +314,18 @@ def test_describe_model_error_names_gpu_out_of_memory():
     import torch
 
     from minelisa_ros.model_errors import describe_model_error
-    from minelisa_training.transforms import InvalidInputError
+    from minelisa_training.errors import InvalidInputError
 
     oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    assert describe_model_error(oom).startswith("model error: GPU out of memory (CUDA out of memory.")
+    assert describe_model_error(oom).startswith(
+        "model error: GPU out of memory (CUDA out of memory."
+    )
     assert "fp16" in describe_model_error(oom)
-    assert describe_model_error(InvalidInputError("image is empty")) == "invalid request: image is empty"
-    assert describe_model_error(RuntimeError("shape mismatch")) == "model error: RuntimeError: shape mismatch"
+    assert (
+        describe_model_error(InvalidInputError("image is empty"))
+        == "invalid request: image is empty"
+    )
+    assert (
+        describe_model_error(RuntimeError("shape mismatch"))
+        == "model error: RuntimeError: shape mismatch"
+    )

@@ -1,0 +1,112 @@
+"""Admission and the model lock: one model call at a time, a bounded queue before it.
+
+Callers decode their images first and take the lock only for the engine call, so a
+request that waits costs no model time and a slow decode never holds the model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+
+from minelisa_training.engine import SegmentationEngine, SegmentationResult
+from minelisa_training.errors import InvalidInputError
+
+
+class RequestError(InvalidInputError):
+    """A request the node refuses; the message goes back to the caller."""
+
+
+class BusyError(RequestError):
+    """More requests are waiting for the model than the node allows."""
+
+
+class Gate:
+    """Holds the engine; admits a bounded number of requests; serialises model calls."""
+
+    def __init__(self) -> None:
+        self._model_lock = threading.Lock()  # one model, one inference at a time
+        self._admission = threading.Condition()
+        self._in_flight = 0
+        self._engine: SegmentationEngine | None = None
+
+    # -- the engine -------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def set_engine(self, engine: SegmentationEngine | None) -> None:
+        """Install (or, with None, drop) the engine once a running call has finished."""
+        with self._model_lock:
+            self._engine = engine
+
+    @property
+    def busy(self) -> bool:
+        """A model call is running."""
+        return self._model_lock.locked()
+
+    def _require_engine(self) -> SegmentationEngine:
+        engine = self._engine
+        if engine is None:
+            raise RequestError("the model is not loaded")
+        return engine
+
+    # -- admission --------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        with self._admission:
+            return self._in_flight
+
+    @contextmanager
+    def admit(self, max_queued: int) -> Iterator[None]:
+        """Count one request in; refuse it with `BusyError` when `max_queued` already wait."""
+        limit = 1 + max_queued
+        with self._admission:
+            if self._in_flight >= limit:
+                raise BusyError(
+                    f"busy: {self._in_flight} requests in progress or queued "
+                    f"(max_queued_requests={max_queued}); retry later"
+                )
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._admission:
+                self._in_flight -= 1
+                self._admission.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no admitted request is left; False when `timeout` passed first."""
+        with self._admission:
+            return self._admission.wait_for(lambda: self._in_flight == 0, timeout)
+
+    # -- model calls --------------------------------------------------------------------------
+    def segment(self, rgb: np.ndarray, instruction: str) -> tuple[SegmentationResult, float]:
+        """One instruction's result and the engine call's wall time in ms (waits for the lock).
+
+        The wall time, not the engine's own timings, is reported as inference time, so
+        that everything else a request takes is the node's overhead.
+        """
+        with self._model_lock:
+            engine = self._require_engine()
+            start = time.perf_counter()
+            result = engine.segment(rgb, instruction)
+            return result, (time.perf_counter() - start) * 1000.0
+
+    def try_segment_batch(
+        self, rgb: np.ndarray, instructions: Sequence[str]
+    ) -> tuple[list[SegmentationResult], float] | None:
+        """`segment_batch` if the model is free right now, else None (never waits)."""
+        if not self._model_lock.acquire(blocking=False):
+            return None
+        try:
+            engine = self._require_engine()
+            start = time.perf_counter()
+            results = engine.segment_batch(rgb, list(instructions))
+            return results, (time.perf_counter() - start) * 1000.0
+        finally:
+            self._model_lock.release()

@@ -1,0 +1,209 @@
+"""The node's parameters: declared in one place, validated into frozen settings.
+
+The model parameters (model_path, vision_tower_path, sam_checkpoint, device, dtype,
+answer_mode, max_new_tokens) come from `minelisa_training.model_options.MODEL_OPTIONS`,
+so their names, defaults and help are those of the `minelisa` command line. The
+others are the node's own (`NODE_PARAMETERS`).
+
+Read-only parameters are read once, on configure, into `NodeSettings`; those that
+may change at run time (`LIVE_PARAMETERS`) are re-read into a new `LiveSettings`
+whenever one is set, so no callback reads a parameter itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
+
+from minelisa_training.errors import InvalidInputError
+from minelisa_training.model_options import MAX_NEW_TOKENS_RANGE, MODEL_OPTIONS, ModelOptions
+
+RELIABILITIES = ("best_effort", "reliable")
+STANDING = "standing_instructions"
+
+
+@dataclass(frozen=True)
+class NodeParameter:
+    """One of the node's own parameters."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+NODE_PARAMETERS: tuple[NodeParameter, ...] = (
+    NodeParameter(
+        "qos_reliability",
+        "best_effort",
+        "Camera subscription reliability: best_effort (matches every publisher) or reliable. "
+        "History is KEEP_LAST with depth 1: only the latest frame matters.",
+        choices=RELIABILITIES,
+    ),
+    NodeParameter(
+        "use_compressed",
+        False,
+        "Subscribe to <image>/compressed (JPEG/PNG, image_transport naming) instead of <image>.",
+    ),
+    NodeParameter(
+        "max_frame_age",
+        1.0,
+        "Refuse to segment a latest frame received more than this many seconds ago (0: no limit).",
+        read_only=False,
+        float_range=(0.0, 3600.0),
+    ),
+    NodeParameter(
+        "standing_rate",
+        1.0,
+        "Rate in Hz of the standing instructions (0: off). A tick is skipped while the model "
+        "is busy with a service call or when no new frame arrived.",
+        read_only=False,
+        float_range=(0.0, 30.0),
+    ),
+    NodeParameter(
+        "publish_overlay",
+        True,
+        "Publish overlays (rgb8, the mask blended on the frame) for rviz, while subscribed.",
+        read_only=False,
+    ),
+    NodeParameter(
+        "overlay_alpha", 0.5, "Overlay opacity.", read_only=False, float_range=(0.0, 1.0)
+    ),
+    NodeParameter(
+        "max_queued_requests",
+        4,
+        "Service calls allowed to wait while one runs; more are refused with a 'busy' message.",
+        int_range=(0, 32),
+    ),
+    NodeParameter(
+        "no_frame_warning_period",
+        5.0,
+        "Warn when no camera frame arrived for this many seconds (QoS mismatch is the usual "
+        "cause).",
+        float_range=(0.5, 600.0),
+    ),
+    NodeParameter(
+        "diagnostics_period",
+        1.0,
+        "Seconds between /diagnostics messages.",
+        float_range=(0.05, 60.0),
+    ),
+    NodeParameter(
+        "autostart", True, "Configure and activate on start (no lifecycle manager needed)."
+    ),
+)
+
+STANDING_DESCRIPTION = (
+    "Instructions segmented on the latest frame at standing_rate and published on "
+    "~/result, ~/mask and ~/overlay (empty: none)."
+)
+LIVE_PARAMETERS = ("max_frame_age", "standing_rate", "publish_overlay", "overlay_alpha", STANDING)
+
+
+def _descriptor(
+    description: str, *, read_only: bool, float_range=None, int_range=None, choices=None
+) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=description, read_only=read_only)
+    if float_range is not None:
+        low, high = float_range
+        d.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
+    if int_range is not None:
+        d.integer_range = [IntegerRange(from_value=int_range[0], to_value=int_range[1], step=1)]
+    if choices:
+        d.additional_constraints = "one of: " + ", ".join(choices)
+    return d
+
+
+def parameter_names() -> list[str]:
+    """Every parameter the node declares."""
+    return [s.parameter for s in MODEL_OPTIONS] + [p.name for p in NODE_PARAMETERS] + [STANDING]
+
+
+def declare(node: Any) -> None:
+    """Declare every parameter on `node` (an rclpy Node), with descriptions and ranges."""
+    for spec in MODEL_OPTIONS:
+        int_range = MAX_NEW_TOKENS_RANGE if isinstance(spec.default, int) else None
+        help_text = spec.help + " Read on configure."
+        if spec.field == "path":
+            help_text = "Required. " + help_text
+        node.declare_parameter(
+            spec.parameter,
+            spec.default,
+            _descriptor(help_text, read_only=True, int_range=int_range, choices=spec.choices),
+        )
+    for p in NODE_PARAMETERS:
+        node.declare_parameter(
+            p.name,
+            p.default,
+            _descriptor(
+                p.description,
+                read_only=p.read_only,
+                float_range=p.float_range,
+                int_range=p.int_range,
+                choices=p.choices,
+            ),
+        )
+    node.declare_parameter(
+        STANDING, Parameter.Type.STRING_ARRAY, _descriptor(STANDING_DESCRIPTION, read_only=False)
+    )
+
+
+def standing_instructions(value: Any) -> tuple[str, ...]:
+    """The non-blank standing instructions of a parameter value (None: unset)."""
+    return tuple(text.strip() for text in (value or ()) if text.strip())
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The read-only parameters, validated on configure."""
+
+    model: ModelOptions
+    qos_reliability: str
+    use_compressed: bool
+    max_queued_requests: int
+    no_frame_warning_period: float
+
+    @classmethod
+    def read(cls, get: Callable[[str], Any]) -> NodeSettings:
+        """From a parameter getter; raises `InvalidInputError` saying what is wrong."""
+        model = ModelOptions.from_parameters({s.parameter: get(s.parameter) for s in MODEL_OPTIONS})
+        reliability = get("qos_reliability")
+        if reliability not in RELIABILITIES:
+            raise InvalidInputError(
+                f"qos_reliability must be best_effort or reliable, got {reliability!r}"
+            )
+        return cls(
+            model,
+            reliability,
+            bool(get("use_compressed")),
+            int(get("max_queued_requests")),
+            float(get("no_frame_warning_period")),
+        )
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """The parameters that may change while the node runs."""
+
+    max_frame_age: float
+    standing_rate: float
+    publish_overlay: bool
+    overlay_alpha: float
+    standing: tuple[str, ...]
+
+    @classmethod
+    def read(cls, get: Callable[[str], Any]) -> LiveSettings:
+        return cls(
+            float(get("max_frame_age")),
+            float(get("standing_rate")),
+            bool(get("publish_overlay")),
+            float(get("overlay_alpha")),
+            standing_instructions(get(STANDING)),
+        )

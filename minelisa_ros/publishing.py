@@ -1,0 +1,146 @@
+"""Result topics: message builders, the publishers, and the thread that publishes.
+
+Results are published on a thread of their own, so the topics (an overlay takes tens
+of milliseconds at 1080p) never delay a service response.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from minelisa_training.engine import SegmentationResult
+from minelisa_training.visualization import overlay_mask
+
+from .image_conversion import fill_image, mask_to_mono8
+from .interfaces import ResultMsg
+from .parameters import LiveSettings
+
+TOPIC_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One result on its way to the topics."""
+
+    result: SegmentationResult
+    rgb: np.ndarray  # the frame it was segmented on
+    mask: Image  # mono8, the frame's header
+    inference_ms: float
+    source: str  # "service" or "standing"
+
+
+def mask_message(result: SegmentationResult, header: Header) -> Image:
+    """The result's mask as a mono8 (0/255) Image with the frame's header."""
+    return fill_image(Image(), mask_to_mono8(result.mask), "mono8", header)
+
+
+def overlay_message(rgb: np.ndarray, mask: np.ndarray, alpha: float, header: Header) -> Image:
+    """The mask blended onto the frame, rgb8."""
+    return fill_image(Image(), overlay_mask(rgb, mask, alpha), "rgb8", header)
+
+
+def result_message(item: Publication) -> ResultMsg:
+    result = item.result
+    return ResultMsg(
+        header=item.mask.header,
+        instruction=result.instruction,
+        answer=result.answer,
+        mask=item.mask,
+        coverage=float(result.coverage),
+        inference_ms=float(item.inference_ms),
+        source=item.source,
+    )
+
+
+class TopicWorker:
+    """Publishes on its own thread; keeps at most `depth` results waiting and drops the
+    oldest beyond that (these topics are for viewing)."""
+
+    def __init__(self, publish: Callable[[Publication], None], logger: Any, depth: int = 4) -> None:
+        self._publish, self._logger = publish, logger
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="minelisa-topics", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:
+        with self._lock:
+            return self._dropped
+
+    def submit(self, item: Publication) -> None:
+        self._put(item)
+
+    def _put(self, item: Publication | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    with self._lock:
+                        self._dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                self._publish(item)
+            except Exception as exc:  # a publisher destroyed mid-way must not kill the thread
+                self._logger.warning(f"publishing a result failed: {exc}")
+
+    def stop(self) -> None:
+        """Publish what is queued, then end the thread."""
+        self._put(None)
+        self._thread.join(timeout=5.0)
+
+
+class Outputs:
+    """The result publishers (lifecycle publishers: they publish only while active)."""
+
+    def __init__(self, node: Any, live: Callable[[], LiveSettings]) -> None:
+        self._node, self._live = node, live
+        self._lock = threading.Lock()  # publishers are replaced while the worker publishes
+        self._mask = self._overlay = self._result = None
+
+    def create(self) -> None:
+        node = self._node
+        with self._lock:
+            self._mask = node.create_lifecycle_publisher(Image, "~/mask", TOPIC_QOS)
+            self._overlay = node.create_lifecycle_publisher(Image, "~/overlay", TOPIC_QOS)
+            self._result = node.create_lifecycle_publisher(ResultMsg, "~/result", TOPIC_QOS)
+
+    def destroy(self) -> None:
+        with self._lock:
+            for pub in (self._mask, self._overlay, self._result):
+                if pub is not None:
+                    self._node.destroy_lifecycle_publisher(pub)
+            self._mask = self._overlay = self._result = None
+
+    def publish(self, item: Publication) -> None:
+        """~/mask, ~/overlay (when subscribed) and ~/result (on the worker thread)."""
+        live = self._live()
+        with self._lock:
+            if self._mask is None:  # cleaned up meanwhile
+                return
+            self._mask.publish(item.mask)
+            if live.publish_overlay and self._overlay.get_subscription_count() > 0:
+                self._overlay.publish(
+                    overlay_message(
+                        item.rgb, item.result.mask, live.overlay_alpha, item.mask.header
+                    )
+                )
+            if self._result.get_subscription_count() > 0:
+                self._result.publish(result_message(item))
