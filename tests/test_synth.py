@@ -34,7 +34,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert all(x != y for x, y in zip(jpgs(a), jpgs(c)))
 
 
-def test_layout_ids_and_file_formats(synth_data):
+def test_layout_ids_and_file_formats(synth_data):  # noqa: F811
     root, summary = synth_data
     assert sorted(summary["per_mine"]) == [f"{m:02d}" for m in range(1, 7)]
     assert sum(summary["per_mine"].values()) == SYNTH_CFG.images
@@ -69,7 +69,7 @@ def test_layout_ids_and_file_formats(synth_data):
     assert not {museg.capture_group(i) for i in train} & {museg.capture_group(i) for i in val}
 
 
-def test_polygons_agree_with_label_maps(synth_data):
+def test_polygons_agree_with_label_maps(synth_data):  # noqa: F811
     root, summary = synth_data
     n_checked = 0
     for poly in sorted(root.glob("*-Mine/Label/*_polygons.json")):
@@ -83,7 +83,7 @@ def test_polygons_agree_with_label_maps(synth_data):
     assert n_checked == SYNTH_CFG.images
 
 
-def test_class_variety_and_background_images(synth_data):
+def test_class_variety_and_background_images(synth_data):  # noqa: F811
     root, summary = synth_data
     seen = np.zeros(16, dtype=np.int64)
     per_image = []
@@ -109,7 +109,7 @@ def _pixel_features(img):
     return np.concatenate([chrom, mean / 255, spread / 64], -1).reshape(-1, 9)
 
 
-def test_classes_are_learnable(synth_data):
+def test_classes_are_learnable(synth_data):  # noqa: F811
     # A per-pixel nearest-centroid classifier fitted on the train split must segment
     # the val split far better than predicting the whole image: the classes have
     # distinct looks that survive the lighting, so a tiny model has something to learn.

@@ -1,4 +1,5 @@
 """`minelisa museg check DIR`: verify a MUSeg folder before training on it."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="museg_command", metavar="ACTION", required=True)
     p = sub.add_parser(
-        "check", help="verify layout, files, label values, split and class order",
+        "check",
+        help="verify layout, files, label values, split and class order",
         description=(
             "Read every file of a MUSeg folder: layout, images per mine and split, missing/unreadable/"
             "mismatched files, label values out of range. Derives the label value -> class name map "
@@ -17,19 +19,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ),
         epilog="example: minelisa museg check /data/MUSeg --json check.json",
     )
-    p.add_argument("dir", metavar="DIR", help="MUSeg root (the folder with 01-Mine ... or its parent)")
-    p.add_argument("--classes", default="A", metavar="A|B|FILE", help="class map the data is meant to follow")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the full report as JSON")
-    p.add_argument("--strict", action="store_true", help="exit 1 on any error, not only when unusable")
-    p.add_argument("--max-items", type=int, default=50, help="errors/warnings printed per list (default 50)")
+    p.add_argument(
+        "dir", metavar="DIR", help="MUSeg root (the folder with 01-Mine ... or its parent)"
+    )
+    p.add_argument(
+        "--classes", default="A", metavar="A|B|FILE", help="class map the data is meant to follow"
+    )
+    p.add_argument(
+        "--json", default=None, metavar="FILE", help="also write the full report as JSON"
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="exit 1 on any error, not only when unusable"
+    )
+    p.add_argument(
+        "--max-items", type=int, default=50, help="errors/warnings printed per list (default 50)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
-    from pathlib import Path
 
     from .. import museg
+    from ..fileio import atomic_write
 
     try:
         class_map = museg.load_class_map(args.classes)
@@ -39,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     report = museg.check(args.dir, class_map)
     print(report.format(max_items=args.max_items))
     if args.json:
-        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+        atomic_write(args.json, json.dumps(report.as_dict(), indent=2) + "\n")
     if not report.usable or (args.strict and report.errors):
         return 1
     return 0

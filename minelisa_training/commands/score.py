@@ -1,4 +1,5 @@
 """`minelisa score`: score masks produced by any system with the eval protocol."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Masks are PNG files (0/255) named <image id>__<class id>.png, one per expanded sample; "
         "a missing file counts as an empty mask and is listed in the report."
     )
-    parser.epilog = "example: minelisa score --pred lisa_masks/ --data /data/MUSeg --split val --out lisa.json"
-    parser.add_argument("--pred", required=True, metavar="DIR", help="folder of <image id>__<class id>.png masks")
+    parser.epilog = (
+        "example: minelisa score --pred lisa_masks/ --data /data/MUSeg --split val --out lisa.json"
+    )
+    parser.add_argument(
+        "--pred", required=True, metavar="DIR", help="folder of <image id>__<class id>.png masks"
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="report JSON to write")
     add_data_arguments(parser)
 

@@ -15,21 +15,17 @@ import torch
 
 from ..config import MineLisaConfig
 from ..modeling.lisa import ModelInputs
+from ..museg import LoadedSample
 from ..prompts import DEFAULT_ANSWER, IGNORE_INDEX, encode_conversation
 from ..tokenization import LisaTokenizer
 from ..transforms import clip_view, sam_view
 
-
-@dataclass
-class Example:
-    """One instruction about one image, with its ground-truth mask at the original size."""
-
-    key: str  # identifies the image (embedding cache key); several examples may share it
-    image: np.ndarray  # RGB uint8 [H, W, 3]
-    instruction: str
-    mask: np.ndarray  # bool [H, W]; empty for a no-target sample
-    ignore: np.ndarray | None = None  # bool [H, W]: pixels left out of the loss (label 255)
-    class_id: int = -1
+# One instruction about one image, with its ground-truth mask at the original size:
+# ``Example(key, image, instruction, mask, ignore=None, class_id=-1)``. It is the record
+# ``museg.load_sample`` returns (``key`` = the image id, the embedding cache key that the
+# examples of one image share; ``mask`` empty for a no-target sample; ``ignore`` the
+# pixels left out of the loss), so a MUSeg sample reaches the encoder without a copy.
+Example = LoadedSample
 
 
 @dataclass

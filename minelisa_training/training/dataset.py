@@ -1,45 +1,86 @@
-"""MUSeg samples for training and validation, read with the project's MUSeg reader."""
+"""MUSeg samples for training and validation.
+
+The splits come from ``museg.build_samples``, the builder ``minelisa eval`` uses, with
+the options of the recipe's ``data`` section (``split_options``), so a training run and
+an evaluation with the same values see the same samples. ``SampleDataset`` reads each
+sample into a ``museg.LoadedSample`` (the ``Example`` the encoder takes), augments its
+image and encodes it; a sample whose files cannot be read becomes a ``Skipped`` record.
+"""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from .. import museg
+from ..errors import DataError, SampleLoadError
+from ..skips import SkipLog, SkippedFile
 from .config import DataSection
 from .data import EncodedExample, Example, ExampleEncoder
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
+# The trainer's name for the record of a sample whose files could not be read.
+Skipped = SkippedFile
 
-class DataError(ValueError):
-    """Training data that cannot be used (missing folder, empty split...)."""
-
-
-@dataclass
-class Skipped:
-    """A sample whose files could not be read; the trainer counts it and moves on."""
-
-    path: str
-    reason: str
+__all__ = [
+    "Augment",
+    "DataError",
+    "SampleDataset",
+    "Skipped",
+    "SplitSamples",
+    "load_split_samples",
+    "split_options",
+]
 
 
 @dataclass
 class SplitSamples:
+    """The train and val samples of a recipe, their class map and split description."""
+
     train: list[museg.Sample]
     val: list[museg.Sample]
     class_map: museg.ClassMap
     description: str
+    skipped: SkipLog = field(default_factory=SkipLog)  # label maps that could not be read
 
 
-def _subset(samples: list[museg.Sample], limit: int | None, seed: int) -> list[museg.Sample]:
-    if limit is None or limit >= len(samples):
-        return samples
-    keep = np.sort(np.random.default_rng(seed).choice(len(samples), size=limit, replace=False))
-    return [samples[i] for i in keep]
+def split_options(data: DataSection, split: str) -> museg.SplitOptions:
+    """The ``museg.SplitOptions`` of the ``train`` or ``val`` split of a data section
+    (``max_<split>_images`` -> ``limit_images``, ``max_<split>_samples`` -> ``limit_samples``)."""
+    images = getattr(data, f"max_{split}_images")
+    samples = getattr(data, f"max_{split}_samples")
+    for key, value in ((f"max_{split}_images", images), (f"max_{split}_samples", samples)):
+        if value is not None and value < 1:
+            raise DataError(f"data.{key} must be >= 1, got {value}")
+    return museg.SplitOptions(
+        scheme=data.split,
+        val_fraction=data.val_fraction,
+        split_seed=data.split_seed,
+        group_fields=data.group_fields,
+        val_mines=tuple(data.val_mines),
+        classes=data.classes,
+        negative_fraction=data.negative_fraction,
+        templates=tuple(data.templates),
+        limit_images=images,
+        limit_samples=samples,
+    )
+
+
+def _build(root: Path, data: DataSection, split: str, progress: bool) -> museg.SampleSet:
+    try:
+        built = museg.build_samples(root, split, split_options(data, split), progress=progress)
+    except DataError:
+        raise
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"{root}: {exc}") from exc
+    if not built.samples:
+        raise DataError(f"{root}: the {split} split has images but no labelled object to train on")
+    return built
 
 
 def load_split_samples(data: DataSection, progress: bool = True) -> SplitSamples:
@@ -49,32 +90,10 @@ def load_split_samples(data: DataSection, progress: bool = True) -> SplitSamples
     root = Path(data.root)
     if not root.is_dir():
         raise DataError(f"data.root {root} is not a directory")
-    try:
-        class_map = museg.load_class_map(data.classes)
-        spec = museg.SplitSpec(
-            scheme=data.split, val_fraction=data.val_fraction, seed=data.split_seed, val_mines=tuple(data.val_mines)
-        )
-        splits = museg.make_splits(root, spec)
-    except (FileNotFoundError, ValueError) as exc:
-        raise DataError(f"{root}: {exc}") from exc
-    out = {}
-    for name in ("train", "val"):
-        records = splits.get(name, [])
-        if not records:
-            raise DataError(f"{root}: the {name} split ({spec.describe()}) has no images")
-        samples = museg.expand_samples(
-            records,
-            class_map,
-            templates=tuple(data.templates),
-            negative_fraction=data.negative_fraction,
-            seed=data.split_seed,
-            progress=progress,
-        )
-        if not samples:
-            raise DataError(f"{root}: the {name} split has images but no labelled object to train on")
-        limit = data.max_train_samples if name == "train" else data.max_val_samples
-        out[name] = _subset(samples, limit, data.split_seed)
-    return SplitSamples(out["train"], out["val"], class_map, spec.describe())
+    train = _build(root, data, "train", progress)
+    val = _build(root, data, "val", progress)
+    skipped = SkipLog(train.skipped.entries + val.skipped.entries)
+    return SplitSamples(train.samples, val.samples, train.class_map, train.scheme, skipped)
 
 
 class SampleDataset(torch.utils.data.Dataset):
@@ -103,18 +122,15 @@ class SampleDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def load_example(self, index: int) -> Example:
-        sample = self.samples[index]
-        item = museg.load_sample(sample, self.class_map)
-        image = item.image
+        """The sample read from its files (``SampleLoadError`` names a bad one), augmented."""
+        item = museg.load_sample(self.samples[index], self.class_map)
         if self.augment is not None:
-            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, index]))
-        return Example(
-            key=sample.image_id, image=image, instruction=item.instruction, mask=item.mask, ignore=item.ignore,
-            class_id=item.class_id,
-        )
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            item.image = self.augment(item.image, rng)
+        return item
 
     def __getitem__(self, index: int) -> EncodedExample | Skipped:
         try:
             return self.encoder(self.load_example(index))
-        except museg.SampleLoadError as exc:
-            return Skipped(str(self.samples[index].record.image_path), str(exc))
+        except SampleLoadError as exc:
+            return Skipped.from_error(exc)
