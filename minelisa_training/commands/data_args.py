@@ -12,6 +12,11 @@ import argparse
 def add_data_arguments(parser: argparse.ArgumentParser, default_split: str = "val") -> None:
     """The data options: folder, split, class map, negatives and subsets."""
     g = parser.add_argument_group("data (raw MUSeg layout, e.g. from 'minelisa synth')")
+    _add_split_arguments(g, default_split)
+    _add_sample_arguments(g)
+
+
+def _add_split_arguments(g: argparse._ArgumentGroup, default_split: str) -> None:
     g.add_argument(
         "--data",
         required=True,
@@ -59,6 +64,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, default_split: str = "va
         metavar="LIST",
         help="held-out mines for --split-scheme mines, comma separated (e.g. 03,06)",
     )
+
+
+def _add_sample_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--classes",
         default="A",

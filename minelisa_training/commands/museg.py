@@ -11,11 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "check",
         help="verify layout, files, label values, split and class order",
         description=(
-            "Read every file of a MUSeg folder: layout, images per mine and split, missing/unreadable/"
-            "mismatched files, label values out of range. Derives the label value -> class name map "
-            "from the Labelme polygon files and says whether the data follows order A (MUSeg "
-            "documentation), order B (MineLISA code) or neither. Files with errors are skipped by "
-            "training and evaluation. Exit code: 0 usable, 1 unusable (or any error with --strict)."
+            "Read every file of a MUSeg folder: layout, images per mine and split, "
+            "missing/unreadable/mismatched files, label values out of range. Derives the label "
+            "value -> class name map from the Labelme polygon files and says whether the data "
+            "follows order A (MUSeg documentation), order B (MineLISA code) or neither. Files "
+            "with errors are skipped by training and evaluation. Exit code: 0 usable, 1 unusable "
+            "(or any error with --strict)."
         ),
         epilog="example: minelisa museg check /data/MUSeg --json check.json",
     )

@@ -9,8 +9,9 @@ from .data_args import add_data_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Score masks from any system (e.g. the original LISA) on MUSeg with the same samples, metrics "
-        "(gIoU, cIoU, per-class IoU, no-target rule) and report format as 'minelisa eval'. "
+        "Score masks from any system (e.g. the original LISA) on MUSeg with the same samples, "
+        "metrics (gIoU, cIoU, per-class IoU, no-target rule) and report format as "
+        "'minelisa eval'. "
         "Masks are PNG files (0/255) named <image id>__<class id>.png, one per expanded sample; "
         "a missing file counts as an empty mask and is listed in the report."
     )

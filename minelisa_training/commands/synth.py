@@ -7,9 +7,10 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Write dim underground-roadway scenes with all 15 MUSeg classes in the exact raw MUSeg layout "
-        "(NN-Mine/Image, Depth, Label with _label/_color/_polygons files, Experiment/DatasetSplit.zip). "
-        "Every other command reads the result like the real dataset. Same seed, same bytes."
+        "Write dim underground-roadway scenes with all 15 MUSeg classes in the exact raw MUSeg "
+        "layout (NN-Mine/Image, Depth, Label with _label/_color/_polygons files, "
+        "Experiment/DatasetSplit.zip). Every other command reads the result like the real "
+        "dataset. Same seed, same bytes."
     )
     parser.epilog = "example: minelisa synth --out data/synth --images 200 --seed 0 --size 541x466"
     parser.add_argument(
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         print(
-            f"minelisa synth: {out} is not empty; choose a new folder (files from another run would mix in)",
+            f"minelisa synth: {out} is not empty; choose a new folder "
+            "(files from another run would mix in)",
             file=sys.stderr,
         )
         return 2
@@ -68,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"minelisa synth: {exc}", file=sys.stderr)
         return 2
     summary = write_dataset(out, cfg)
-    print(
-        f"wrote {summary['images']} images ({width}x{height}, class order {summary['class_order']}) to {out}"
-    )
+    order = summary["class_order"]
+    print(f"wrote {summary['images']} images ({width}x{height}, class order {order}) to {out}")
     print("per mine: " + ", ".join(f"{m}: {n}" for m, n in summary["per_mine"].items()))
+    n_train, n_val = len(summary["split"]["train"]), len(summary["split"]["val"])
     print(
-        f"official split: {len(summary['split']['train'])} train / {len(summary['split']['val'])} val; "
+        f"official split: {n_train} train / {n_val} val; "
         f"{len(summary['all_background'])} all-background image(s)"
     )
     return 0

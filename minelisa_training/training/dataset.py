@@ -115,7 +115,7 @@ class SampleDataset(torch.utils.data.Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Augmentation depends on (seed, epoch, index) only, so a resumed run sees the same images."""
+        """Augmentation depends on (seed, epoch, index) only: a resumed run sees the same images."""
         self.epoch = epoch
 
     def __len__(self) -> int:
