@@ -5,14 +5,21 @@ engine on every image of one topic (sensor_msgs/Image or CompressedImage), and
 writes a new bag holding the original messages plus a mono8 mask topic and an
 rgb8 overlay topic. Each mask/overlay carries the source image's header and
 its bag timestamp, so `ros2 bag play` shows them in step with the camera.
+The new bag is written under a temporary name beside --out and renamed when
+complete: an interrupted run leaves no half-written bag at --out.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sqlite3
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +118,37 @@ def _input_storage(bag: Path) -> str:
         ) from None
 
 
+@contextmanager
+def _readable(bag: Path) -> Iterator[None]:
+    """Turn the readers' errors on a corrupt bag into one clear `InvalidInputError`."""
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag2 import ReaderError
+
+    try:
+        yield
+    except (AnyReaderError, ReaderError, sqlite3.DatabaseError, KeyError, EOFError) as exc:
+        raise InvalidInputError(
+            f"--in {bag}: cannot read the bag (corrupt or incomplete?): {exc}"
+        ) from None
+
+
+@contextmanager
+def _atomic_bag_dir(out: Path) -> Iterator[Path]:
+    """A bag path inside a temporary folder beside `out`, renamed to `out` on success.
+
+    The bag inside keeps the final name, so its storage file is named as rosbags
+    names it for `out` (e.g. `<out>/<out name>.db3`).
+    """
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging / out.name
+        os.rename(staging / out.name, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 @dataclass
 class _Tally:
     done: int = 0
@@ -144,10 +182,11 @@ def run(args: argparse.Namespace) -> int:
     options = ModelOptions.from_args(args)
     storage = args.storage or _input_storage(args.input)
     typestore = get_typestore(Stores.ROS2_JAZZY)
-    with AnyReader([args.input], default_typestore=typestore) as reader:
+    with _readable(args.input), AnyReader([args.input], default_typestore=typestore) as reader:
         sources = _source(reader, args)
         engine = SegmentationEngine.from_options(options)
-        tally = _write(reader, sources, engine, typestore, args.out, storage, args)
+        with _atomic_bag_dir(args.out) as staging:
+            tally = _write(reader, sources, engine, typestore, staging, storage, args)
     mean = f", {tally.model_ms / tally.done:.0f} ms per image" if tally.done else ""
     print(f"segmented {tally.done} image(s) of {args.topic}{mean}; wrote {args.out} ({storage})")
     for reason, count in tally.skipped.items():

@@ -55,11 +55,13 @@ def _cv_bridge() -> Any | None:
     ROS 1-era `cv-bridge` package from PyPI out.
     """
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
-
-        get_package_prefix("cv_bridge")
+        from ament_index_python.packages import get_package_prefix
+    except ImportError:  # no ROS at all (e.g. `minelisa bag` on a laptop)
+        return None
+    try:
+        get_package_prefix("cv_bridge")  # PackageNotFoundError is a KeyError
         from cv_bridge import CvBridge
-    except (ImportError, LookupError, OSError, PackageNotFoundError, ValueError):
+    except (ImportError, LookupError, OSError, ValueError):
         return None
     return CvBridge()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -195,3 +197,113 @@ def test_bag_errors_are_specific(tmp_path, bundle, capsys):
     # The CLI's one error format: "minelisa bag: <message>", naming the model path.
     assert err.startswith("minelisa bag: ") and "no_model" in err, err
     assert "internal error" not in err and "Traceback" not in err
+
+
+# -- #12: no ROS installed, interrupted runs, corrupt bags --------------------------------------
+HIDE_ROS = """
+import importlib.abc, sys
+
+HIDDEN = {"rclpy", "ament_index_python", "cv_bridge", "rosidl_runtime_py", "rcl_interfaces"}
+
+
+class HideRos(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, HideRos())
+from minelisa_training.cli import main
+
+code = main(sys.argv[1:])
+assert not HIDDEN & set(sys.modules), sorted(HIDDEN & set(sys.modules))
+sys.exit(code)
+"""
+
+
+def bag_args(src: Path, dst: Path, bundle: Path) -> list[str]:
+    return [
+        "bag",
+        "--in",
+        str(src),
+        "--topic",
+        "/cam/image",
+        "--instruction",
+        INSTRUCTION,
+        "--out",
+        str(dst),
+        "--model",
+        str(bundle),
+    ]
+
+
+@pytest.mark.integration
+def test_bag_runs_without_ros_installed(tmp_path, tiny_bundle):
+    """Uncompressed images, and neither rclpy nor ament_index_python importable (#12)."""
+    src, dst = tmp_path / "in", tmp_path / "out"
+    write_bag(src, StoragePlugin.SQLITE3, compressed=False)
+    done = subprocess.run(
+        [sys.executable, "-c", HIDE_ROS, *bag_args(src, dst, tiny_bundle)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "segmented 2 image(s) of /cam/image" in done.stdout
+    assert len(read_bag(dst)["/minelisa/mask"]) == 2
+
+
+@pytest.mark.integration
+def test_interrupted_run_leaves_no_bag_behind(tmp_path, tiny_bundle, capsys, monkeypatch):
+    from minelisa_training.engine import SegmentationEngine
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    write_bag(src, StoragePlugin.SQLITE3, compressed=False)
+    segment = SegmentationEngine.segment
+    calls = []
+
+    def fail_on_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash mid-bag")
+        return segment(self, *args, **kwargs)
+
+    monkeypatch.setattr(SegmentationEngine, "segment", fail_on_second)
+    assert main(bag_args(src, dst, tiny_bundle)) == 1
+    assert "simulated crash mid-bag" in capsys.readouterr().err
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no partial folder either
+    monkeypatch.setattr(SegmentationEngine, "segment", segment)
+    assert main(bag_args(src, dst, tiny_bundle)) == 0  # a rerun into the same --out works
+    assert len(read_bag(dst)["/minelisa/mask"]) == 2
+
+
+def _garbage_metadata(bag: Path) -> None:
+    (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: [version: {")
+
+
+def _not_bag_metadata(bag: Path) -> None:
+    (bag / "metadata.yaml").write_text("hello: world\n")
+
+
+def _garbage_storage(bag: Path) -> None:
+    (bag / "in.db3").write_bytes(b"definitely not sqlite " * 100)
+
+
+def _missing_storage(bag: Path) -> None:
+    (bag / "in.db3").unlink()
+
+
+@pytest.mark.parametrize(
+    "damage", [_garbage_metadata, _not_bag_metadata, _garbage_storage, _missing_storage]
+)
+def test_corrupt_bags_are_refused_with_a_clear_message(tmp_path, tiny_bundle, capsys, damage):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    write_bag(src, StoragePlugin.SQLITE3, compressed=False)
+    damage(src)
+    assert main(bag_args(src, dst, tiny_bundle)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"minelisa bag: --in {src}: "), err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not dst.exists()
