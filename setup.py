@@ -44,6 +44,12 @@ EXTRAS_REQUIRE = {
         "ros-jazzy-ament-cmake",
         "ros-jazzy-ament-cmake-python",
         "ros-jazzy-ament-cmake-ros",
+        # Found by ament_cmake's configure step, but not dependencies of its wheel:
+        # without them `cmake` fails after `pip install -e .[ros,ros-build]`.
+        "ros-jazzy-ament-cmake-include-directories~=2.5.4",
+        "ros-jazzy-ament-cmake-gmock~=2.5.4",
+        "ros-jazzy-ament-cmake-gtest~=2.5.4",
+        "ros-jazzy-ament-cmake-pytest~=2.5.4",
         "ros-jazzy-ament-package",
         "ros-jazzy-python-cmake-module",
         "catkin_pkg",
