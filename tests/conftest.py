@@ -1,13 +1,46 @@
-"""Shared fixtures: tiny random models written in the real file formats."""
+"""Shared fixtures (tiny random models written in the real file formats) and the test tiers.
+
+Tiers: ``integration`` (the demo, kill-and-resume, several processes, bags) and
+``ros`` (CMake-built interfaces, node processes, the ROS 2 tools). The everyday loop
+is ``python -m pytest -m "not integration and not ros"``; CI and the README run all.
+A module's tier is set here, in one place, by its name.
+"""
+
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 import pytest
+
+# Shared dataset fixtures, available to every test module (pytest puts tests/ on sys.path).
+from data_fixtures import synth_copy, synth_data  # noqa: E402, F401
+
+INTEGRATION_MODULES = {
+    "test_demo",
+    "test_train_resume",
+    "test_train_distributed",
+    "test_eval_distributed",
+    "test_ros_bag",
+}
+
+
+def tier(module_name: str) -> str | None:
+    """The marker a test module carries: ``ros``, ``integration`` or None (unit)."""
+    if module_name.startswith("test_ros_") and module_name not in INTEGRATION_MODULES:
+        return "ros"
+    return "integration" if module_name in INTEGRATION_MODULES else None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = tier(Path(str(item.fspath)).stem)
+        if marker is not None:
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")

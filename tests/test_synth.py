@@ -44,12 +44,12 @@ def test_layout_ids_and_file_formats(synth_data):  # noqa: F811
         assert len(images) == n
         for p in images:
             assert id_re.match(p.stem) and p.stem.startswith(mine + "-")
-            img = Image.open(p)
-            assert (
-                img.format == "JPEG"
-                and img.mode == "RGB"
-                and img.size == (SYNTH_CFG.width, SYNTH_CFG.height)
-            )
+            with Image.open(p) as img:
+                assert (
+                    img.format == "JPEG"
+                    and img.mode == "RGB"
+                    and img.size == (SYNTH_CFG.width, SYNTH_CFG.height)
+                )
             depth = np.asarray(Image.open(root / f"{mine}-Mine" / "Depth" / f"{p.stem}.png"))
             assert depth.dtype == np.uint16 and depth.shape == (SYNTH_CFG.height, SYNTH_CFG.width)
             assert (depth == 0).any() and depth.max() > 1000  # invalid pixels and millimetre depths
