@@ -1,4 +1,5 @@
-"""Training throughput: samples/s through the real trainer step (DeepSpeed ZeRO-2, paper recipe).
+"""Training throughput: samples/s through the trainer's own step (`training.step.TrainStep`:
+DeepSpeed ZeRO-2, the recipe's loss; the object `Trainer.train_step` runs).
 
 CPU: the tiny preset (SAM at 1024 px, as shipped) and the demo's tiny model (SAM at
 256 px / 8-px patches), batch 1, a 1082x932 image (MUSeg size: the loss is computed
@@ -12,6 +13,7 @@ runs the CPU rows here and the GPU row in a child process (`--device cuda`).
 
     python benchmarks/bench_train.py [--steps 10] [--device all|cpu|cuda] [--skip-gpu] [--out table.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +32,8 @@ from minelisa_training.testing import build_model, lisa_7b_random, write_tiny_to
 from minelisa_training.training.config import load_config
 from minelisa_training.training.data import EmbeddingCache, Example, ExampleEncoder, collate
 from minelisa_training.training.demo import demo_model_config
-from minelisa_training.training.distributed import build_deepspeed_config, prepare_single_process_env
-from minelisa_training.training.losses import SegmentationLoss
+from minelisa_training.training.distributed import prepare_single_process_env
+from minelisa_training.training.step import TrainStep, build_engine, loss_for
 from minelisa_training.training.trainable import parameter_counts, prepare_for_training
 
 
@@ -44,33 +46,29 @@ def example(height: int = 932, width: int = 1082) -> Example:
     return Example("bench", image, "Please segment the container in this image.", mask, class_id=6)
 
 
-def measure(model, tokenizer, recipe_name: str, device: str, steps: int, cache: bool, overrides=()) -> dict:
-    import deepspeed
-
+def measure(
+    model, tokenizer, recipe_name: str, device: str, steps: int, cache: bool, overrides=()
+) -> dict:
+    """samples/s of the trainer's own step (training.step.TrainStep) on one MUSeg-size example."""
     recipe = load_config(recipe_name, list(overrides))
-    prepare_for_training(model, sorted(tokenizer.added_tokens.values()), recipe.trainable, recipe.lora)
-    if device == "cuda" and recipe.runtime.gradient_checkpointing:
-        model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    trainable = sum(t for t, _ in parameter_counts(model).values())
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=build_deepspeed_config(recipe, device, total_steps=steps + 10),
+    prepare_for_training(
+        model, sorted(tokenizer.added_tokens.values()), recipe.trainable, recipe.lora
     )
-    encoder = ExampleEncoder(tokenizer, model.config)
-    encoded = encoder(example())
-    loss_fn = SegmentationLoss()
-    store = EmbeddingCache(cache_sam=cache, cache_clip=cache)
+    if device == "cuda" and recipe.runtime.gradient_checkpointing:
+        model.language_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    trainable = sum(t for t, _ in parameter_counts(model).values())
+    engine, _ = build_engine(model, recipe, device, total_steps=steps + 10)
+    train_step = TrainStep(
+        engine, loss_for(recipe), EmbeddingCache(cache_sam=cache, cache_clip=cache)
+    )
+    encoded = ExampleEncoder(tokenizer, model.config)(example())
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
     def step() -> None:
-        batch = collate([encoded], tokenizer.pad_id).to(engine.device)
-        if store.enabled:
-            store.fill(engine.module, batch)
-        out = engine(batch.inputs)
-        terms = loss_fn(out.ce_loss, out.mask_logits, batch.gt_masks)
-        engine.backward(terms.total)
-        engine.step()
+        train_step(collate([encoded], tokenizer.pad_id))
 
     for _ in range(2):  # warm-up (and cache fill)
         step()
@@ -83,15 +81,22 @@ def measure(model, tokenizer, recipe_name: str, device: str, steps: int, cache: 
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
-    return {"samples_per_s": steps / elapsed, "ms_per_step": 1000 * elapsed / steps, "trainable": trainable, "peak_gib": peak}
+    return {
+        "samples_per_s": steps / elapsed,
+        "ms_per_step": 1000 * elapsed / steps,
+        "trainable": trainable,
+        "peak_gib": peak,
+    }
 
 
 HEADER = f"{'model':52s} {'device':24s} {'precision':20s} {'samples/s':>9s} {'ms/step':>8s} {'trainable':>12s} {'peak GiB':>8s}"
 
 
 def format_row(name: str, device: str, precision: str, r: dict) -> str:
-    return (f"{name:52s} {device:24s} {precision:20s} {r['samples_per_s']:9.2f} {r['ms_per_step']:8.0f} "
-            f"{r['trainable']:12,d} {r['peak_gib']:8.2f}")
+    return (
+        f"{name:52s} {device:24s} {precision:20s} {r['samples_per_s']:9.2f} {r['ms_per_step']:8.0f} "
+        f"{r['trainable']:12,d} {r['peak_gib']:8.2f}"
+    )
 
 
 def cpu_rows(tokenizer, steps: int) -> list:
@@ -116,9 +121,12 @@ def gpu_row(tokenizer, steps: int) -> tuple:
     start = time.perf_counter()
     model = lisa_7b_random(tokenizer, device="cuda", dtype=torch.float16).train()
     torch.cuda.synchronize()
-    print(f"LISA-7B sizes built on {torch.cuda.get_device_name()} in {time.perf_counter() - start:.1f} s "
-          f"({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, "
-          f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB)", flush=True)
+    print(
+        f"LISA-7B sizes built on {torch.cuda.get_device_name()} in {time.perf_counter() - start:.1f} s "
+        f"({sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters, "
+        f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB)",
+        flush=True,
+    )
     r = measure(model, tokenizer, "museg_lisa7b", "cuda", steps, cache=False)
     return ("LISA-7B sizes, random weights", torch.cuda.get_device_name(), "fp16 ZeRO-2 + ckpt", r)
 
@@ -126,7 +134,16 @@ def gpu_row(tokenizer, steps: int) -> tuple:
 def gpu_rows_in_child(steps: int) -> list:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "gpu.json"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--device", "cuda", "--steps", str(steps), "--json", str(out)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--device",
+            "cuda",
+            "--steps",
+            str(steps),
+            "--json",
+            str(out),
+        ]
         if subprocess.run(cmd).returncode != 0 or not out.exists():
             print("the LISA-7B GPU measurement failed (see the output above)")
             return []
@@ -134,10 +151,16 @@ def gpu_rows_in_child(steps: int) -> list:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--device", choices=("all", "cpu", "cuda"), default="all",
-                        help="all: the CPU rows, and the GPU row where CUDA is available (in a child process)")
+    parser.add_argument(
+        "--device",
+        choices=("all", "cpu", "cuda"),
+        default="all",
+        help="all: the CPU rows, and the GPU row where CUDA is available (in a child process)",
+    )
     parser.add_argument("--skip-gpu", action="store_true", help="same as --device cpu")
     parser.add_argument("--out", help="also write the table to this file")
     parser.add_argument("--json", help=argparse.SUPPRESS)  # rows for a parent process
@@ -155,8 +178,10 @@ def main() -> None:
             if device == "all" and torch.cuda.is_available():
                 rows += gpu_rows_in_child(args.steps)
             else:
-                print("no CUDA device (or --device cpu): the LISA-7B GPU measurement "
-                      "(fp16, ZeRO-2, gradient checkpointing) is skipped")
+                print(
+                    "no CUDA device (or --device cpu): the LISA-7B GPU measurement "
+                    "(fp16, ZeRO-2, gradient checkpointing) is skipped"
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows))
     table = "\n".join([HEADER, *(format_row(*row) for row in rows)])

@@ -1,4 +1,5 @@
 """`minelisa demo --quick`: the main job's whole pipeline at CI size."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,18 @@ import subprocess
 import sys
 
 import numpy as np
-
 from train_helpers import subprocess_env
 
 
 def test_quick_demo(tmp_path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "minelisa_training.cli", "demo", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, env=subprocess_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "minelisa_training.cli", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=subprocess_env(),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("before", "after_base_stage", "after"):
@@ -27,18 +32,28 @@ def test_quick_demo(tmp_path) -> None:
         trend = summary["train_loss"][stage]
         assert trend["mean_last_quarter"] < trend["mean_first_quarter"], (stage, trend)
     bundle = summary["bundle"]
-    assert (out / "models" / "minelisa-demo" / "model.safetensors").is_file() and bundle.endswith("minelisa-demo")
+    assert (out / "models" / "minelisa-demo" / "model.safetensors").is_file() and bundle.endswith(
+        "minelisa-demo"
+    )
     card = json.loads((out / "models" / "minelisa-demo" / "model_card.json").read_text())
     assert card["training_config"]["lora"]["r"] == 8
-    assert {"untrained", "named", "base", "minelisa-demo"} <= {p.name for p in (out / "models").iterdir()}
-    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["after", "after_base_stage", "before"]
+    assert {"untrained", "named", "base", "minelisa-demo"} <= {
+        p.name for p in (out / "models").iterdir()
+    }
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == [
+        "after",
+        "after_base_stage",
+        "before",
+    ]
     assert len(list((out / "overlays" / "after").glob("*.jpg"))) == summary["plan"]["overlays"]
     assert "gIoU" in proc.stdout and "untrained tiny model" in proc.stdout
     # The exported bundle serves through the engine.
     from minelisa_training.engine import SegmentationEngine
 
-    result = SegmentationEngine.from_pretrained(bundle).segment(np.zeros((64, 80, 3), np.uint8), "Please segment the door in this image.")
-    assert result[0].mask.shape == (64, 80)
+    result = SegmentationEngine.from_pretrained(bundle).segment(
+        np.zeros((64, 80, 3), np.uint8), "Please segment the door in this image."
+    )
+    assert result.mask.shape == (64, 80)
 
 
 def test_overlay_samples_vary_the_instruction() -> None:

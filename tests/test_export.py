@@ -1,5 +1,6 @@
 """Export: LoRA and new-token rows folded into plain weights give the same masks as the
 unmerged model; the bundle loads in the serving engine and carries a model card."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from train_helpers import tiny_demo_bundle, tiny_demo_model, training_batch
 
 from minelisa_training.engine import SegmentationEngine
 from minelisa_training.training.checkpointing import CheckpointManager
@@ -15,7 +17,6 @@ from minelisa_training.training.config import load_config
 from minelisa_training.training.export import ExportError, export_run, load_trained_model
 from minelisa_training.training.trainable import prepare_for_training
 from minelisa_training.training.trainer import save_run_config
-from train_helpers import tiny_demo_bundle, tiny_demo_model, training_batch
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,9 @@ def trained_run(tmp_path_factory):
     config = load_config("tiny_cpu", [f"model.path={base}"])
     save_run_config(config, run)
     model, tokenizer = tiny_demo_model(tmp / "m")  # same seed as the bundle: same weights
-    prepare_for_training(model, sorted(tokenizer.added_tokens.values()), config.trainable, config.lora)
+    prepare_for_training(
+        model, sorted(tokenizer.added_tokens.values()), config.trainable, config.lora
+    )
     gen = torch.Generator().manual_seed(3)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -58,13 +61,18 @@ def test_merged_bundle_gives_the_masks_of_the_unmerged_model(trained_run, tmp_pa
     logits_merged = _mask_logits(merged.model, merged.tokenizer)
     logits_base = _mask_logits(reference.model, reference.tokenizer)
     assert torch.allclose(logits_unmerged, logits_merged, atol=1e-4, rtol=1e-4)
-    assert not torch.allclose(logits_base, logits_merged, atol=1e-2)  # the trained weights do matter
+    assert not torch.allclose(
+        logits_base, logits_merged, atol=1e-2
+    )  # the trained weights do matter
 
     rng = np.random.default_rng(5)
     image = rng.integers(0, 255, size=(150, 190, 3), dtype=np.uint8)
-    instructions = ["Please segment the cable in this image.", "Please segment the person in this image."]
-    a = SegmentationEngine(unmerged, tokenizer).segment(image, instructions)
-    b = merged.segment(image, instructions)
+    instructions = [
+        "Please segment the cable in this image.",
+        "Please segment the person in this image.",
+    ]
+    a = SegmentationEngine(unmerged, tokenizer).segment_batch(image, instructions)
+    b = merged.segment_batch(image, instructions)
     for ra, rb in zip(a, b):
         # Identical up to pixels whose logit sits within float rounding of the threshold.
         assert np.mean(ra.mask != rb.mask) < 1e-3
@@ -81,7 +89,9 @@ def test_bundle_layout_and_model_card(trained_run, tmp_path) -> None:
     assert keys == base_keys  # plain model: no lora_*, no .rows, no .base_layer
     assert dtype == torch.float16
     card = json.loads((bundle / "model_card.json").read_text())
-    assert card["training_config"]["lora"]["r"] == 8 and card["training_config"]["loss"]["dice"] == 1.5
+    assert (
+        card["training_config"]["lora"]["r"] == 8 and card["training_config"]["loss"]["dice"] == 1.5
+    )
     assert card["weights"]["giou"] == 0.5 and card["base_model"] == str(base)
     assert "LoRA merged" in card["method"]
 

@@ -1,4 +1,5 @@
 """`minelisa demo`: synthetic MUSeg data -> evaluate -> fine-tune (paper recipe) -> export -> evaluate."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,39 +25,74 @@ Exit status 1 when the exported model does not beat the untrained one on gIoU.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.description = DESCRIPTION
-    parser.add_argument("--out", default="minelisa-demo", help="output folder (default: ./minelisa-demo)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run for CI (small data, few steps)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the model (default 0)")
-    parser.add_argument("--images", type=int, help="number of synthetic images (default: 120, --quick 24)")
-    parser.add_argument("--naming-steps", type=int, help="optimizer steps of base stage (a), instruction naming")
-    parser.add_argument("--base-steps", type=int, help="optimizer steps of base stage (b), mask decoder")
+    parser.add_argument(
+        "--out", default="minelisa-demo", help="output folder (default: ./minelisa-demo)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a reduced run for CI (small data, few steps)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic data and the model (default 0)"
+    )
+    parser.add_argument(
+        "--images", type=int, help="number of synthetic images (default: 120, --quick 24)"
+    )
+    parser.add_argument(
+        "--naming-steps", type=int, help="optimizer steps of base stage (a), instruction naming"
+    )
+    parser.add_argument(
+        "--base-steps", type=int, help="optimizer steps of base stage (b), mask decoder"
+    )
     parser.add_argument("--lora-steps", type=int, help="optimizer steps of the LoRA stage")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out folder")
 
 
-def run(args: argparse.Namespace) -> int:
+def _prepare(args: argparse.Namespace):
+    """The plan with the command-line changes, and an empty --out folder."""
     import dataclasses
     import shutil
-    import sys
     from pathlib import Path
 
-    from ..training.demo import PLANS, run_demo
+    from ..errors import InvalidInputError
+    from ..training.demo import PLANS
 
     plan = PLANS["quick" if args.quick else "full"]
-    changes = {k: v for k, v in (("images", args.images), ("naming_steps", args.naming_steps), ("base_steps", args.base_steps), ("lora_steps", args.lora_steps)) if v is not None}
+    options = (
+        ("images", args.images),
+        ("naming_steps", args.naming_steps),
+        ("base_steps", args.base_steps),
+        ("lora_steps", args.lora_steps),
+    )
+    changes = {k: v for k, v in options if v is not None}
     if any(v < 1 for v in changes.values()):
-        print("minelisa demo: --images and the --*-steps options must be >= 1", file=sys.stderr)
-        return 2
-    plan = dataclasses.replace(plan, **changes)
+        raise InvalidInputError("--images and the --*-steps options must be >= 1")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         if not args.force:
-            print(f"minelisa demo: {out} exists and is not empty (pass --force to overwrite it, or another --out)", file=sys.stderr)
-            return 2
+            raise InvalidInputError(
+                f"{out} exists and is not empty (pass --force to overwrite it, or another --out)"
+            )
         shutil.rmtree(out)
-    summary = run_demo(out, plan, seed=args.seed)
+    return dataclasses.replace(plan, **changes), out
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..errors import MineLisaError
+    from ..training.demo import run_demo
+
+    try:
+        plan, out = _prepare(args)
+        summary = run_demo(out, plan, seed=args.seed)
+    except MineLisaError as exc:
+        print(f"minelisa demo: {exc}", file=sys.stderr)
+        return exc.exit_status
     if summary["gain"]["giou"] <= 0:
-        print("minelisa demo: no gIoU gain on the validation split" + (" (expected with --quick)" if args.quick else ""),
-              file=sys.stderr)
+        print(
+            "minelisa demo: no gIoU gain on the validation split"
+            + (" (expected with --quick)" if args.quick else ""),
+            file=sys.stderr,
+        )
         return 0 if args.quick else 1
     return 0

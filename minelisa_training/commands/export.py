@@ -1,4 +1,5 @@
 """`minelisa export`: merge a run's LoRA into the base model and write the serving bundle."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,25 +10,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "The bundle (minelisa.json, model.safetensors, tokenizer, model_card.json) loads with "
         "`minelisa segment/eval --model BUNDLE` and in the ROS node; it needs no --vision-tower."
     )
-    parser.add_argument("--run", required=True, help="a run folder written by `minelisa train --out`")
-    parser.add_argument("--out", required=True, help="bundle folder to write (replaced only once complete)")
     parser.add_argument(
-        "--which", choices=("best", "last"), default="best",
+        "--run", required=True, help="a run folder written by `minelisa train --out`"
+    )
+    parser.add_argument(
+        "--out", required=True, help="bundle folder to write (replaced only once complete)"
+    )
+    parser.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default="best",
         help="best: the weights with the best validation gIoU (default); last: the newest checkpoint",
     )
-    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32", help="weight dtype of the bundle")
+    parser.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16", "bf16"),
+        default="fp32",
+        help="weight dtype of the bundle",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from ..checkpoint import CheckpointError
-    from ..training.export import ExportError, export_run
+    from ..errors import MineLisaError
+    from ..training.export import export_run
 
     try:
         path = export_run(args.run, args.out, which=args.which, dtype=args.dtype)
-    except (ExportError, CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (MineLisaError, FileNotFoundError) as exc:
         print(f"minelisa export: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_status", 2)
     print(f"wrote {path}")
     return 0

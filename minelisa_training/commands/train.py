@@ -1,4 +1,5 @@
 """`minelisa train`: LoRA fine-tuning with DeepSpeed ZeRO-2 (the MineLISA paper's recipe)."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,54 +24,78 @@ at any moment resumes from its last complete checkpoint with --resume.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--config", help="a shipped recipe name (museg_lisa7b, tiny_cpu) or a YAML file")
-    parser.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, best/, summary.json")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--no-augment", action="store_true", help="train on the images as they are (same as data.augment=false)")
-    parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)  # set by the deepspeed launcher
     parser.add_argument(
-        "overrides", nargs="*", metavar="section.key=value",
+        "--config", help="a shipped recipe name (museg_lisa7b, tiny_cpu) or a YAML file"
+    )
+    parser.add_argument(
+        "--out", required=True, help="run folder: checkpoints, metrics.jsonl, best/, summary.json"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    parser.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="train on the images as they are (same as data.augment=false)",
+    )
+    parser.add_argument(
+        "--local_rank", type=int, default=None, help=argparse.SUPPRESS
+    )  # set by the deepspeed launcher
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="section.key=value",
         help="change any recipe value, e.g. optim.lr=1e-4 train.epochs=2 data.root=/data/MUSeg",
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    import sys
+def _load_recipe(args: argparse.Namespace):
+    """The recipe of a new run (--config + overrides) or of the run being resumed."""
     from pathlib import Path
 
-    from ..training.config import ConfigError, load_config
-    from ..training.dataset import DataError
-    from ..training.trainer import CONFIG_FILE, Trainer, TrainingError
+    from ..errors import ConfigError
+    from ..training.config import load_config
+    from ..training.trainer import CONFIG_FILE
 
     run_dir = Path(args.out)
     overrides = list(args.overrides) + (["data.augment=false"] if args.no_augment else [])
-    try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--resume reads the recipe saved in the run folder; do not pass --config")
-            if not (run_dir / CONFIG_FILE).is_file():
-                raise ConfigError(f"--resume: {run_dir} has no {CONFIG_FILE} (not a training run)")
-            config = load_config(str(run_dir / CONFIG_FILE), overrides)
-        else:
-            if not args.config:
-                raise ConfigError("--config is required for a new run (e.g. --config tiny_cpu)")
-            config = load_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"minelisa train: {exc}", file=sys.stderr)
-        return 2
-    augment = None
-    if config.data.augment:
-        from ..augment import mine_augment
+    if args.resume:
+        if args.config:
+            raise ConfigError(
+                "--resume reads the recipe saved in the run folder; do not pass --config"
+            )
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(f"--resume: {run_dir} has no {CONFIG_FILE} (not a training run)")
+        return load_config(str(run_dir / CONFIG_FILE), overrides)
+    if not args.config:
+        raise ConfigError("--config is required for a new run (e.g. --config tiny_cpu)")
+    return load_config(args.config, overrides)
 
-        augment = mine_augment
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..errors import MineLisaError
+    from ..training.trainer import Trainer
+
     try:
-        summary = Trainer(config, run_dir, resume=args.resume, augment=augment).run()
-    except (DataError, TrainingError) as exc:
+        config = _load_recipe(args)
+        augment = None
+        if config.data.augment:
+            from ..augment import mine_augment
+
+            augment = mine_augment
+        summary = Trainer(config, args.out, resume=args.resume, augment=augment).run()
+    except MineLisaError as exc:
         print(f"minelisa train: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     except KeyboardInterrupt:
         return 130
     best = summary["best_giou"]
-    print(f"done: {summary['steps']} steps, best val gIoU {best:.4f}" if best is not None else f"done: {summary['steps']} steps")
-    print(f"export the serving bundle with: minelisa export --run {run_dir} --out BUNDLE_DIR")
+    print(
+        f"done: {summary['steps']} steps, best val gIoU {best:.4f}"
+        if best is not None
+        else f"done: {summary['steps']} steps"
+    )
+    print(f"export the serving bundle with: minelisa export --run {args.out} --out BUNDLE_DIR")
     return 0

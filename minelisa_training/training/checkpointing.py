@@ -16,6 +16,7 @@ Every checkpoint is written under a temporary name and renamed when complete, an
 ``latest`` is replaced atomically afterwards, so a kill at any moment leaves
 ``latest`` pointing at a complete checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from .. import runtime
+from ..errors import CheckpointError
+from ..fileio import atomic_dir, atomic_write
+
 DEEPSPEED_TAG = "state"
 TRAINABLE_FILE = "trainable.safetensors"
 STATE_FILE = "trainer_state.json"
@@ -34,7 +39,11 @@ STATE_FILE = "trainer_state.json"
 
 def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The tensors that training changes, by their names in the prepared model."""
-    return {n: p.detach().to("cpu").contiguous().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return {
+        n: p.detach().to("cpu").contiguous().clone()
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    }
 
 
 def load_trainable_state(model: torch.nn.Module, path: Path) -> None:
@@ -44,7 +53,7 @@ def load_trainable_state(model: torch.nn.Module, path: Path) -> None:
     missing = sorted(n for n, p in params.items() if p.requires_grad and n not in tensors)
     unexpected = sorted(n for n in tensors if n not in params)
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{path} does not match the model prepared from the run's config: "
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
@@ -54,42 +63,17 @@ def load_trainable_state(model: torch.nn.Module, path: Path) -> None:
             params[name].copy_(tensor.to(params[name].dtype))
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def _is_main() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 class CheckpointManager:
     def __init__(self, run_dir: str | Path, keep: int = 2) -> None:
         self.run_dir = Path(run_dir)
         self.root = self.run_dir / "checkpoints"
         self.best_dir = self.run_dir / "best"
         self.keep = keep
-        old = self.run_dir / ".old-best"
-        if old.is_dir() and not self.best_dir.exists() and _is_main():
-            os.rename(old, self.best_dir)  # a kill came between the two renames of save_best
+        if runtime.is_main_process() and not self.best_dir.exists():
+            # A kill between the two renames of fileio.atomic_dir leaves the old best/ aside.
+            for old in sorted(self.run_dir.glob(f".{self.best_dir.name}.old-*")):
+                os.rename(old, self.best_dir)
+                break
 
     def latest(self) -> Path | None:
         """The newest complete checkpoint, or None for a fresh run."""
@@ -106,22 +90,26 @@ class CheckpointManager:
         name = f"step{int(state['step']):08d}"
         tmp = self.root / f".tmp-{name}"
         final = self.root / name
-        if _is_main():
+        if runtime.is_main_process():
             self.root.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(tmp, ignore_errors=True)  # left over from a kill during a save
-        _barrier()
+        runtime.barrier()
         engine.save_checkpoint(
-            str(tmp), tag=DEEPSPEED_TAG, client_state={"trainer": state}, save_latest=False, exclude_frozen_parameters=True
+            str(tmp),
+            tag=DEEPSPEED_TAG,
+            client_state={"trainer": state},
+            save_latest=False,
+            exclude_frozen_parameters=True,
         )
-        if _is_main():
+        if runtime.is_main_process():
             save_file(trainable_state_dict(engine.module), str(tmp / TRAINABLE_FILE))
             # The state file is written last: its presence marks a complete checkpoint.
-            _write_json_atomic(tmp / STATE_FILE, state)
+            atomic_write(tmp / STATE_FILE, json.dumps(state, indent=2))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
-            _write_text_atomic(self.root / "latest", name + "\n")
+            atomic_write(self.root / "latest", name + "\n")
             self._prune(keep_name=name)
-        _barrier()
+        runtime.barrier()
         return final
 
     def load(self, engine: Any, path: Path) -> dict[str, Any]:
@@ -138,19 +126,11 @@ class CheckpointManager:
         return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
 
     def save_best(self, model: torch.nn.Module, metrics: dict[str, Any]) -> None:
-        if not _is_main():
+        if not runtime.is_main_process():
             return
-        tmp = self.run_dir / ".tmp-best"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file(trainable_state_dict(model), str(tmp / TRAINABLE_FILE))
-        _write_json_atomic(tmp / "metrics.json", metrics)
-        old = self.run_dir / ".old-best"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.best_dir.exists():
-            os.rename(self.best_dir, old)
-        os.rename(tmp, self.best_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(self.best_dir) as tmp:
+            save_file(trainable_state_dict(model), str(tmp / TRAINABLE_FILE))
+            atomic_write(tmp / "metrics.json", json.dumps(metrics, indent=2))
 
     def best_metrics(self) -> dict[str, Any] | None:
         path = self.best_dir / "metrics.json"

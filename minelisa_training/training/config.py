@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from ..errors import ConfigError
 
-class ConfigError(ValueError):
-    """A recipe file or override that cannot be used, with the offending key."""
+__all__ = ["ConfigError", "TrainConfig", "load_config", "resolve_config_path", "shipped_configs"]
 
 
 @dataclass

@@ -4,6 +4,7 @@ The same code path serves a laptop CPU (gloo backend, fp32) and a GPU (fp16 + Ze
 gradient checkpointing, as the paper); multi-GPU runs use the ``deepspeed`` launcher,
 which sets the rank variables this module otherwise fills in for one process.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,16 +15,6 @@ from .config import TrainConfig
 
 # Never print DeepSpeed's own step lines: the trainer logs progress itself.
 _QUIET_STEPS = 10**9
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("runtime.device=cuda but torch sees no CUDA device (use runtime.device=cpu or auto)")
-    return requested
 
 
 def effective_precision(config: TrainConfig, device: str) -> str:
@@ -72,7 +63,12 @@ def build_deepspeed_config(config: TrainConfig, device: str, total_steps: int) -
             "reduce_bucket_size": int(5e8),
             "allgather_bucket_size": int(5e8),
         },
-        "fp16": {"enabled": precision == "fp16", "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 500},
+        "fp16": {
+            "enabled": precision == "fp16",
+            "loss_scale": 0,
+            "initial_scale_power": 16,
+            "loss_scale_window": 500,
+        },
         "bf16": {"enabled": precision == "bf16"},
         "zero_allow_untested_optimizer": True,
         "steps_per_print": _QUIET_STEPS,
@@ -103,7 +99,3 @@ def prepare_single_process_env(device: str) -> None:
         import deepspeed.ops
 
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0

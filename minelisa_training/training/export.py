@@ -5,6 +5,7 @@ new-token rows); export rebuilds the base model from the run's recipe, loads
 them, folds LoRA and the rows into plain weights and writes a bundle with a
 model card (recipe, metrics, provenance).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
+from ..errors import CheckpointError
 from .checkpointing import TRAINABLE_FILE, CheckpointManager, load_trainable_state
 from .config import ConfigError, TrainConfig, load_config
 from .trainable import merge_for_serving, prepare_for_training
@@ -23,8 +24,9 @@ from .trainer import CONFIG_FILE, SUMMARY_FILE
 WHICH = ("best", "last")
 
 
-class ExportError(RuntimeError):
-    """A run folder that cannot be exported, with the reason."""
+# A run folder that cannot be exported, with the reason (the old name, kept importable;
+# a CheckpointError: what was given cannot be used, exit status 2).
+ExportError = CheckpointError
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:
@@ -43,10 +45,15 @@ def trained_weights_file(run_dir: Path, which: str) -> tuple[Path, dict[str, Any
         raise ExportError(f"--which must be best or last, got {which!r}")
     manager = CheckpointManager(run_dir)
     if which == "best" and (manager.best_dir / TRAINABLE_FILE).is_file():
-        return manager.best_dir / TRAINABLE_FILE, {"checkpoint": "best", **(manager.best_metrics() or {})}
+        return manager.best_dir / TRAINABLE_FILE, {
+            "checkpoint": "best",
+            **(manager.best_metrics() or {}),
+        }
     latest = manager.latest()
     if latest is None:
-        raise ExportError(f"{run_dir} has no checkpoint yet (train first, or wait for the first save)")
+        raise ExportError(
+            f"{run_dir} has no checkpoint yet (train first, or wait for the first save)"
+        )
     state = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
     return latest / TRAINABLE_FILE, {"checkpoint": latest.name, "step": state["step"]}
 
@@ -58,7 +65,9 @@ def load_trained_model(run_dir: str | Path, which: str = "best", device: str = "
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     weights, info = trained_weights_file(run_dir, which)
-    loaded = load_model(config.model.path, vision_tower=config.model.vision_tower, device=device, dtype="fp32")
+    loaded = load_model(
+        config.model.path, vision_tower=config.model.vision_tower, device=device, dtype="fp32"
+    )
     model = prepare_for_training(
         loaded.model, sorted(loaded.tokenizer.added_tokens.values()), config.trainable, config.lora
     )
@@ -66,7 +75,9 @@ def load_trained_model(run_dir: str | Path, which: str = "best", device: str = "
     return model.eval(), loaded.tokenizer, config, info
 
 
-def export_run(run_dir: str | Path, out: str | Path, which: str = "best", dtype: str = "fp32") -> Path:
+def export_run(
+    run_dir: str | Path, out: str | Path, which: str = "best", dtype: str = "fp32"
+) -> Path:
     """Merge and write the bundle; returns its path."""
     from ..checkpoint import resolve_dtype, save_bundle
 
@@ -86,6 +97,8 @@ def export_run(run_dir: str | Path, out: str | Path, which: str = "best", dtype:
         if config.trainable.lora
         else "full weights (no LoRA)",
         "training_config": yaml.safe_load(yaml.safe_dump(config.to_dict())),
-        "final_metrics": json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else None,
+        "final_metrics": json.loads(summary_path.read_text(encoding="utf-8"))
+        if summary_path.is_file()
+        else None,
     }
     return save_bundle(model, tokenizer, out, card=card)

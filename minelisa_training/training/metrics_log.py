@@ -1,11 +1,13 @@
 """Training metrics as JSON lines (always) and TensorBoard scalars (when installed)."""
+
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from .. import runtime
 
 
 class MetricsLog:
@@ -15,10 +17,12 @@ class MetricsLog:
     trained again, and a log with two different losses for one step would mislead.
     """
 
-    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True
+    ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.enabled = int(os.environ.get("RANK", "0")) == 0
+        self.enabled = runtime.is_main_process()
         if self.enabled and resume_step is not None and self.path.is_file():
             self._truncate_after(resume_step)
         elif self.enabled and resume_step is None:
@@ -63,5 +67,7 @@ def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict[str,
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     return [r for r in records if kind is None or r.get("kind") == kind]

@@ -1,0 +1,81 @@
+"""How a run walks through its data: the micro-batches of an epoch, the optimizer
+steps they make, and the loss averages between two log lines."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .. import runtime
+from .config import TrainConfig
+from .data import EncodedExample, TrainBatch, collate
+from .dataset import Skipped
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How this rank's share of the data divides into micro-batches and optimizer steps."""
+
+    world: int
+    rank: int
+    batches_per_epoch: int
+    steps_per_epoch: int
+    total_steps: int
+
+    @classmethod
+    def for_config(cls, config: TrainConfig, n_train: int) -> RunPlan:
+        world, rank = runtime.world_size(), runtime.rank()
+        batches = math.ceil(math.ceil(n_train / world) / config.train.batch_size)
+        steps = math.ceil(batches / config.train.gradient_accumulation_steps)
+        total = config.train.epochs * steps
+        if config.train.max_steps is not None:
+            total = min(total, config.train.max_steps)
+        return cls(world, rank, batches, steps, total)
+
+
+class LossWindow:
+    """Loss sums and throughput since the last log line."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+        self.samples = 0
+        self.start = time.perf_counter()
+
+    def add(self, losses: dict[str, float], samples: int) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+        self.samples += samples
+
+    def means(self) -> dict[str, float]:
+        return {key: value / max(self.count, 1) for key, value in self.sums.items()}
+
+    def speed(self, world: int) -> float:
+        return self.samples * world / max(time.perf_counter() - self.start, 1e-9)
+
+
+def collate_or_skip(
+    items: Sequence[EncodedExample | Skipped], pad_id: int
+) -> tuple[TrainBatch | None, list[Skipped]]:
+    skipped = [x for x in items if isinstance(x, Skipped)]
+    good = [x for x in items if not isinstance(x, Skipped)]
+    return (collate(good, pad_id) if good else None), skipped
+
+
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int
+) -> list[list[int]]:
+    """This rank's micro-batches of one epoch: a seeded shuffle, so a resumed run replays it."""
+    order = torch.randperm(
+        n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    ).tolist()
+    mine = order[rank::world]
+    return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]

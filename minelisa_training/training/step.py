@@ -1,0 +1,78 @@
+"""One training step, shared by the trainer and ``benchmarks/bench_train.py``.
+
+`build_engine` wraps a prepared model in DeepSpeed (ZeRO-2, the recipe's optimizer
+and schedule); `TrainStep` runs one micro-batch through it: forward, loss,
+backward, optimizer step. The benchmark measures exactly this object, so its
+numbers are those of the shipped training path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .data import EmbeddingCache, TrainBatch
+from .distributed import build_deepspeed_config, prepare_single_process_env
+from .losses import LossWeights, SegmentationLoss
+
+
+def build_engine(
+    model: torch.nn.Module, config: TrainConfig, device: torch.device | str, total_steps: int
+):
+    """DeepSpeed engine and LR scheduler for a model already prepared for training."""
+    device = torch.device(device)
+    prepare_single_process_env(device.type)
+    import deepspeed
+
+    ds_config = build_deepspeed_config(config, device.type, total_steps)
+    engine, _, _, scheduler = deepspeed.initialize(
+        model=model,
+        model_parameters=[p for p in model.parameters() if p.requires_grad],
+        config=ds_config,
+    )
+    return engine, scheduler
+
+
+def loss_for(config: TrainConfig) -> SegmentationLoss:
+    """The recipe's objective: ``w_ce * CE + w_dice * Dice + w_bce * BCE``."""
+    return SegmentationLoss(
+        LossWeights(config.loss.ce, config.loss.dice, config.loss.bce), config.loss.dice_eps
+    )
+
+
+def embedding_cache_for(config: TrainConfig, augmenting: bool) -> EmbeddingCache:
+    """Caches encoder outputs only where they cannot change: frozen encoders, no augmentation."""
+    use = config.runtime.cache_image_embeddings and not augmenting
+    return EmbeddingCache(
+        cache_sam=use and not config.trainable.sam_image_encoder,
+        cache_clip=use and not config.trainable.mm_projector,
+    )
+
+
+class TrainStep:
+    """Forward, loss, backward and ``engine.step()`` for one micro-batch."""
+
+    def __init__(
+        self, engine: Any, loss_fn: SegmentationLoss, cache: EmbeddingCache | None = None
+    ) -> None:
+        self.engine = engine
+        self.loss_fn = loss_fn
+        self.cache = (
+            cache if cache is not None else EmbeddingCache(cache_sam=False, cache_clip=False)
+        )
+
+    def __call__(self, batch: TrainBatch) -> dict[str, float]:
+        """Trains on ``batch``; returns the loss terms (total, ce, dice, bce) as floats."""
+        engine = self.engine
+        batch = batch.to(engine.device)
+        if self.cache.enabled:
+            self.cache.fill(engine.module, batch)
+        outputs = engine(batch.inputs)
+        terms = self.loss_fn(
+            outputs.ce_loss, outputs.mask_logits, batch.gt_masks, batch.valid_masks
+        )
+        engine.backward(terms.total)
+        engine.step()
+        return terms.as_floats()
