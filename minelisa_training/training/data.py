@@ -5,6 +5,7 @@ token ids from ``prompts.encode_conversation``, so training sees exactly what
 inference sees. Labels keep only the answer (``[SEG].`` and ``</s>``): the system
 line, the user turn and the image tokens are ``-100`` and cost nothing in the CE.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,7 +53,14 @@ class TrainBatch:
 
     def to(self, device: torch.device | str) -> "TrainBatch":
         fields = {}
-        for name in ("input_ids", "attention_mask", "image_index", "labels", "clip_pixels", "sam_pixels"):
+        for name in (
+            "input_ids",
+            "attention_mask",
+            "image_index",
+            "labels",
+            "clip_pixels",
+            "sam_pixels",
+        ):
             value = getattr(self.inputs, name)
             fields[name] = value.to(device) if value is not None else None
         inputs = ModelInputs(
@@ -63,13 +71,17 @@ class TrainBatch:
             **fields,
         )
         valid = [v.to(device) if v is not None else None for v in self.valid_masks]
-        return TrainBatch(inputs, [m.to(device) for m in self.gt_masks], valid, self.keys, self.class_ids)
+        return TrainBatch(
+            inputs, [m.to(device) for m in self.gt_masks], valid, self.keys, self.class_ids
+        )
 
 
 class ExampleEncoder:
     """Tokenises the conversation and builds both image views for one example."""
 
-    def __init__(self, tokenizer: LisaTokenizer, config: MineLisaConfig, answer: str = DEFAULT_ANSWER) -> None:
+    def __init__(
+        self, tokenizer: LisaTokenizer, config: MineLisaConfig, answer: str = DEFAULT_ANSWER
+    ) -> None:
         self.tokenizer = tokenizer
         self.use_im_start_end = config.mm_use_im_start_end
         self.sam_size = config.sam.image_size
@@ -78,8 +90,12 @@ class ExampleEncoder:
 
     def __call__(self, example: Example) -> EncodedExample:
         if example.mask.shape != example.image.shape[:2]:
-            raise ValueError(f"{example.key}: mask {example.mask.shape} and image {example.image.shape[:2]} differ in size")
-        input_ids, labels = encode_conversation(self.tokenizer, example.instruction, self.answer, self.use_im_start_end)
+            raise ValueError(
+                f"{example.key}: mask {example.mask.shape} and image {example.image.shape[:2]} differ in size"
+            )
+        input_ids, labels = encode_conversation(
+            self.tokenizer, example.instruction, self.answer, self.use_im_start_end
+        )
         view = sam_view(example.image, self.sam_size)
         return EncodedExample(
             key=example.key,
@@ -90,7 +106,9 @@ class ExampleEncoder:
             input_size=view.input_size,
             original_size=view.original_size,
             mask=torch.from_numpy(np.ascontiguousarray(example.mask, dtype=np.float32))[None],
-            valid=None if example.ignore is None or not example.ignore.any() else torch.from_numpy(~example.ignore)[None],
+            valid=None
+            if example.ignore is None or not example.ignore.any()
+            else torch.from_numpy(~example.ignore)[None],
             class_id=example.class_id,
         )
 
@@ -116,7 +134,9 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> TrainBatch:
     if not examples:
         raise ValueError("cannot collate an empty batch")
     n = len(examples)
-    input_ids, labels, attention = pad_conversations([e.input_ids for e in examples], [e.labels for e in examples], pad_id)
+    input_ids, labels, attention = pad_conversations(
+        [e.input_ids for e in examples], [e.labels for e in examples], pad_id
+    )
     inputs = ModelInputs(
         input_ids=input_ids,
         attention_mask=attention,
@@ -128,7 +148,11 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> TrainBatch:
         labels=labels,
     )
     return TrainBatch(
-        inputs, [e.mask for e in examples], [e.valid for e in examples], [e.key for e in examples], [e.class_id for e in examples]
+        inputs,
+        [e.mask for e in examples],
+        [e.valid for e in examples],
+        [e.key for e in examples],
+        [e.class_id for e in examples],
     )
 
 
@@ -155,12 +179,24 @@ class EmbeddingCache:
         inputs = batch.inputs
         if self.cache_sam:
             inputs.sam_embeddings = torch.cat(
-                [self._get(self._sam, key, lambda i=i: model.encode_sam(inputs.sam_pixels[i : i + 1])) for i, key in enumerate(batch.keys)]
+                [
+                    self._get(
+                        self._sam, key, lambda i=i: model.encode_sam(inputs.sam_pixels[i : i + 1])
+                    )
+                    for i, key in enumerate(batch.keys)
+                ]
             )
             inputs.sam_pixels = None
         if self.cache_clip:
             inputs.image_tokens = torch.cat(
-                [self._get(self._clip, key, lambda i=i: model.encode_clip(inputs.clip_pixels[i : i + 1])) for i, key in enumerate(batch.keys)]
+                [
+                    self._get(
+                        self._clip,
+                        key,
+                        lambda i=i: model.encode_clip(inputs.clip_pixels[i : i + 1]),
+                    )
+                    for i, key in enumerate(batch.keys)
+                ]
             )
             inputs.clip_pixels = None
         return batch

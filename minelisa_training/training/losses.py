@@ -6,6 +6,7 @@ averaged over every mask in the batch (LISA's weighting), so an image with three
 instructions counts three times. The token cross-entropy is computed by the
 model itself from labels in which user and image tokens are ``-100``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,13 @@ def dice_loss(
     return 1.0 - numerator / denominator
 
 
-def sigmoid_bce_loss(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def sigmoid_bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-mask binary cross-entropy, mean over the (valid) pixels. ``[k, H, W]`` -> ``[k]``."""
-    loss = F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none").flatten(1)
+    loss = F.binary_cross_entropy_with_logits(
+        logits.float(), targets.float(), reduction="none"
+    ).flatten(1)
     if valid is None:
         return loss.mean(-1)
     v = valid.float().flatten(1)
@@ -63,7 +68,9 @@ class LossTerms:
     bce: torch.Tensor
 
     def as_floats(self) -> dict[str, float]:
-        return {name: float(getattr(self, name).detach()) for name in ("total", "ce", "dice", "bce")}
+        return {
+            name: float(getattr(self, name).detach()) for name in ("total", "ce", "dice", "bce")
+        }
 
 
 class SegmentationLoss:
@@ -81,12 +88,16 @@ class SegmentationLoss:
         valid_masks: Sequence[torch.Tensor | None] | None = None,
     ) -> LossTerms:
         if len(mask_logits) != len(gt_masks):
-            raise ValueError(f"{len(mask_logits)} predicted mask sets but {len(gt_masks)} ground-truth sets")
+            raise ValueError(
+                f"{len(mask_logits)} predicted mask sets but {len(gt_masks)} ground-truth sets"
+            )
         valid_masks = valid_masks if valid_masks is not None else [None] * len(gt_masks)
         dice_terms, bce_terms = [], []
         for pred, gt, valid in zip(mask_logits, gt_masks, valid_masks):
             if pred.shape != gt.shape:
-                raise ValueError(f"mask logits {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape")
+                raise ValueError(
+                    f"mask logits {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in shape"
+                )
             dice_terms.append(dice_loss(pred, gt, self.dice_eps, valid))
             bce_terms.append(sigmoid_bce_loss(pred, gt, valid))
         if not dice_terms:

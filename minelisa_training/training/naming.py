@@ -14,6 +14,7 @@ asked for. The position that predicts the answer's first token is the one whose
 hidden state later predicts ``[SEG]``, so afterwards that state carries the class.
 It uses the instructions and images of the training split only.
 """
+
 from __future__ import annotations
 
 import random
@@ -65,7 +66,12 @@ def pretrain_instruction_naming(
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
     tokens = _image_tokens(model, samples)
     conversations = [
-        encode_conversation(tokenizer, s.instruction, museg.instruction_name(s.class_name), model.config.mm_use_im_start_end)
+        encode_conversation(
+            tokenizer,
+            s.instruction,
+            museg.instruction_name(s.class_name),
+            model.config.mm_use_im_start_end,
+        )
         for s in samples
     ]
     params = list(model.language_model.parameters())
@@ -81,10 +87,14 @@ def pretrain_instruction_naming(
         for step in range(1, steps + 1):
             chosen = [rng.randrange(len(samples)) for _ in range(batch_size)]
             ids, labels, attention = pad_conversations(
-                [conversations[i][0] for i in chosen], [conversations[i][1] for i in chosen], tokenizer.pad_id
+                [conversations[i][0] for i in chosen],
+                [conversations[i][1] for i in chosen],
+                tokenizer.pad_id,
             )
             images = torch.stack([tokens[samples[i].image_id] for i in chosen])
-            inputs = model.embed_inputs(ids.to(model.device), attention.to(model.device), images, labels.to(model.device))
+            inputs = model.embed_inputs(
+                ids.to(model.device), attention.to(model.device), images, labels.to(model.device)
+            )
             _, logits = model.run_language_model(inputs, with_logits=True)
             loss = answer_loss(logits, inputs.labels)
             optimizer.zero_grad(set_to_none=True)

@@ -12,6 +12,7 @@ LoRA targets are matched with a regular expression anchored at
 ``language_model.``: a bare ``["q_proj", "v_proj"]`` list would also adapt the
 CLIP tower's attention, which the recipe keeps frozen.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,7 +58,9 @@ class RowDeltaEmbedding(nn.Module):
 class RowDeltaLinear(nn.Module):
     """lm_head whose output rows ``row_ids`` come from the trainable ``rows``."""
 
-    def __init__(self, base: nn.Linear, row_ids: Sequence[int], rows: nn.Parameter | None = None) -> None:
+    def __init__(
+        self, base: nn.Linear, row_ids: Sequence[int], rows: nn.Parameter | None = None
+    ) -> None:
         super().__init__()
         if base.bias is not None:
             raise ValueError("lm_head with a bias is not supported by the new-token rows")
@@ -141,7 +144,9 @@ def add_new_token_rows(model: nn.Module, new_token_ids: Sequence[int]) -> None:
     tied = head.weight is embed.weight
     row_embed = RowDeltaEmbedding(embed, new_token_ids)
     llm.set_input_embeddings(row_embed)
-    llm.set_output_embeddings(RowDeltaLinear(head, new_token_ids, rows=row_embed.rows if tied else None))
+    llm.set_output_embeddings(
+        RowDeltaLinear(head, new_token_ids, rows=row_embed.rows if tied else None)
+    )
 
 
 def prepare_for_training(
