@@ -27,12 +27,13 @@ from types import MappingProxyType
 
 import numpy as np
 import torch
-from transformers import DynamicCache
 
 from .checkpoint import LoadReport, load_model
 from .errors import InvalidInputError
+from .generation import generate_batch, generate_whole
 from .model_options import MODES, ModelOptions
 from .modeling.lisa import MineLisaModel
+from .prefix import build_prefix, run_suffixes
 from .prompts import DEFAULT_ANSWER, build_prompt, tokenize_with_image
 from .results import (
     RESERVED_TOKENS,
@@ -56,6 +57,10 @@ class SegmentationEngine:
         max_new_tokens: chat-mode cap on generated tokens.
         answer: fast-mode answer; must contain ``[SEG]``.
         report: the `LoadReport` of the checkpoint the model came from, if any.
+        prefix_reuse: run the prompt prefix all instructions share (system line, image
+            tokens: ~290 of ~305 positions) once per image in `encode`, and only each
+            instruction's suffix per call. Same token ids and, up to float rounding,
+            the same states as the whole prompt; False runs every prompt whole.
 
     Raises:
         InvalidInputError: an unknown mode or an answer without ``[SEG]``.
@@ -69,6 +74,7 @@ class SegmentationEngine:
         max_new_tokens: int = 64,
         answer: str = DEFAULT_ANSWER,
         report: LoadReport | None = None,
+        prefix_reuse: bool = True,
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
@@ -82,6 +88,7 @@ class SegmentationEngine:
         self.max_new_tokens = max_new_tokens
         self.answer = answer
         self.report = report
+        self.prefix_reuse = prefix_reuse
         self.image: EncodedImage | None = None  # what `set_image` encoded last
         reserved = {*RESERVED_TOKENS, *tokenizer.added_tokens, *tokenizer.special_tokens}
         self._reserved = sorted(reserved, key=len, reverse=True)
@@ -190,8 +197,13 @@ class SegmentationEngine:
         with watch.stage("sam_encoder_ms"):
             view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
             embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
+        prefix = None
+        if self.prefix_reuse:
+            with watch.stage("llm_prefix_ms"):
+                prefix = build_prefix(self.model, self.tokenizer, tokens)
         timings = MappingProxyType(dict(watch.timings))
-        return EncodedImage(tokens, embedding, view.input_size, view.original_size, timings)
+        size = (view.input_size, view.original_size)
+        return EncodedImage(tokens, embedding, *size, timings=timings, prefix=prefix)
 
     def set_image(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:
         """Encode `image` and keep it for `predict` (predictor-style sugar over `encode`)."""
@@ -293,12 +305,8 @@ class SegmentationEngine:
                 seg = self._fast_seg_embeddings(encoded, items)
             answers = [self.answer] * len(items)
         else:
-            answers, seg = [], []
-            for text in items:
-                with watch.stage("llm_ms"):
-                    answer, embeddings = self._chat(encoded, text)
-                answers.append(answer)
-                seg.append(embeddings)
+            with watch.stage("llm_ms"):
+                answers, seg = self._chat(encoded, items)
         with watch.stage("decoder_ms"):
             logits = self._decode(encoded, seg)
         return answers, logits
@@ -346,6 +354,13 @@ class SegmentationEngine:
 
     def _fast_seg_embeddings(self, encoded: EncodedImage, items: list[str]) -> list[torch.Tensor]:
         seqs = [self._prompt_ids(text, self.answer) for text in items]
+        prefix = encoded.prefix
+        suffixes = [prefix.split(s) for s in seqs] if prefix is not None else []
+        if prefix is not None and all(s is not None for s in suffixes):
+            hidden = run_suffixes(self.model, prefix, suffixes, self.tokenizer.pad_id)
+            seg_id = self.model.seg_token_id
+            positions = [[j for j, t in enumerate(s) if t == seg_id] for s in suffixes]
+            return self.model.seg_embeddings(hidden, positions)
         length = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), length), self.tokenizer.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), length), dtype=torch.long)
@@ -357,33 +372,28 @@ class SegmentationEngine:
         hidden, _ = self.model.run_language_model(inputs, with_logits=False)
         return self.model.seg_embeddings(hidden, inputs.seg_positions)
 
-    def _chat(self, encoded: EncodedImage, instruction: str) -> tuple[str, torch.Tensor]:
-        """Greedy generation; (answer text, [k, 256] prompt embeddings of its [SEG]s)."""
-        model, lm = self.model, self.model.language_model
-        ids = torch.tensor([self._prompt_ids(instruction, None)], device=self.device)
-        inputs = model.embed_inputs(ids, torch.ones_like(ids), encoded.image_tokens)
-        cache = DynamicCache()
-        state = lm.model(inputs_embeds=inputs.inputs_embeds, cache=cache, use_cache=True)
-        state = state.last_hidden_state[:, -1]
-        generated: list[int] = []
-        seg_states: list[torch.Tensor] = []
-        for _ in range(self.max_new_tokens):
-            token = int(lm.lm_head(state).argmax(-1))
-            generated.append(token)
-            if token == model.seg_token_id:
-                seg_states.append(state[0])  # the state that predicts [SEG], as LISA
-            if token == self.tokenizer.eos_id:
-                break
-            step = lm.get_input_embeddings()(torch.tensor([[token]], device=self.device))
-            state = lm.model(inputs_embeds=step, cache=cache, use_cache=True)
-            state = state.last_hidden_state[:, -1]
-        if seg_states:
-            hidden = torch.stack(seg_states)[None]
+    def _chat(
+        self, encoded: EncodedImage, items: list[str]
+    ) -> tuple[list[str], list[torch.Tensor]]:
+        """Greedy answers; (answer texts, [k, 256] prompt embeddings of each answer's [SEG]s)."""
+        prompts = [self._prompt_ids(text, None) for text in items]
+        prefix = encoded.prefix
+        suffixes = [prefix.split(p) for p in prompts] if prefix is not None else []
+        eos, cap = self.tokenizer.eos_id, self.max_new_tokens
+        if prefix is not None and all(s is not None for s in suffixes):
+            pad = self.tokenizer.pad_id
+            rows = generate_batch(self.model, prefix, suffixes, pad, eos, cap)
         else:
-            hidden = state.new_zeros((1, 0, state.shape[-1]))
-        seg = model.seg_embeddings(hidden, [list(range(len(seg_states)))])[0]
-        answer = self.tokenizer.decode(generated)
-        if not seg_states:
-            note = "(no [SEG] token was generated: the mask is empty)"
-            answer = f"{answer} {note}" if answer else note
-        return answer, seg
+            image = encoded.image_tokens
+            rows = [generate_whole(self.model, p, image, eos, cap) for p in prompts]
+        answers, seg = [], []
+        for row in rows:
+            k = len(row.seg_states)
+            hidden = torch.stack(row.seg_states)[None] if k else encoded.image_tokens[:, :0]
+            seg.append(self.model.seg_embeddings(hidden, [list(range(k))])[0])
+            answer = self.tokenizer.decode(row.tokens)
+            if not k:
+                note = "(no [SEG] token was generated: the mask is empty)"
+                answer = f"{answer} {note}" if answer else note
+            answers.append(answer)
+        return answers, seg

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .errors import InvalidInputError
+from .prefix import PromptPrefix
 
 MAX_INSTRUCTION_CHARS = 1000
 # Control strings of every LISA tokenizer; a model's own added tokens are refused too.
@@ -60,7 +61,10 @@ class EncodedImage:
         sam_embedding: float [1, 256, h, w] SAM image embedding.
         input_size: (h, w) of the resized image inside SAM's padded square.
         original_size: (H, W) of the caller's image; masks come back at this size.
-        timings: clip_ms and sam_encoder_ms when encoded with ``timed=True``, else empty.
+        timings: clip_ms, sam_encoder_ms (and llm_prefix_ms) when encoded with
+            ``timed=True``, else empty.
+        prefix: the LLM's KV cache of the prompt prefix all instructions share (BOS, system
+            line, image tokens), when the engine reuses it; None otherwise.
     """
 
     image_tokens: torch.Tensor
@@ -68,6 +72,7 @@ class EncodedImage:
     input_size: tuple[int, int]
     original_size: tuple[int, int]
     timings: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    prefix: PromptPrefix | None = None
 
 
 ImageInput = Union[np.ndarray, EncodedImage]

@@ -8,6 +8,7 @@ over SAM's image embedding -> mask logits at the original resolution.
 Attribute names are LISA's checkpoint key names without its `model.` prefix,
 so the mapping in checkpoint.py stays a short, explicit table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ def build_projector(kind: str, in_dim: int, out_dim: int) -> nn.Module:
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy over the supervised (answer) positions only."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX
+    )
 
 
 @dataclass
@@ -86,12 +89,25 @@ class MineLisaModel(nn.Module):
         llm_cfg = LlamaConfig(**config.llm)
         self.language_model = LlamaForCausalLM(llm_cfg)
         # A CLIP tower loaded by the caller (LISA files do not contain it) or a new one.
-        self.vision_tower = vision_tower if vision_tower is not None else CLIPVisionModel(CLIPVisionConfig(**config.vision))
-        self.mm_projector = build_projector(config.mm_projector_type, config.mm_hidden_size, config.hidden_size)
+        self.vision_tower = (
+            vision_tower
+            if vision_tower is not None
+            else CLIPVisionModel(CLIPVisionConfig(**config.vision))
+        )
+        self.mm_projector = build_projector(
+            config.mm_projector_type, config.mm_hidden_size, config.hidden_size
+        )
         self.visual_model = build_sam(config.sam)
         h = config.hidden_size
         self.text_hidden_fcs = nn.ModuleList(
-            [nn.Sequential(nn.Linear(h, h), nn.ReLU(inplace=True), nn.Linear(h, config.out_dim), nn.Dropout(0.0))]
+            [
+                nn.Sequential(
+                    nn.Linear(h, h),
+                    nn.ReLU(inplace=True),
+                    nn.Linear(h, config.out_dim),
+                    nn.Dropout(0.0),
+                )
+            ]
         )
 
     def _apply(self, fn, recurse=True):
@@ -137,16 +153,25 @@ class MineLisaModel(nn.Module):
             ids = input_ids[n][keep]
             where = (ids == IMAGE_TOKEN_INDEX).nonzero().flatten()
             if where.numel() != 1:
-                raise ValueError(f"prompt {n} must hold exactly one image placeholder, found {where.numel()}")
+                raise ValueError(
+                    f"prompt {n} must hold exactly one image placeholder, found {where.numel()}"
+                )
             p = int(where[0])
             img = image_tokens[n]
-            seqs.append(torch.cat([embed(ids[:p]), img.to(embed.weight.dtype), embed(ids[p + 1 :])]))
+            seqs.append(
+                torch.cat([embed(ids[:p]), img.to(embed.weight.dtype), embed(ids[p + 1 :])])
+            )
             shift = img.shape[0] - 1
-            seg_pos = [(j + shift if j > p else j) - 1 for j in (ids == self.seg_token_id).nonzero().flatten().tolist()]
+            seg_pos = [
+                (j + shift if j > p else j) - 1
+                for j in (ids == self.seg_token_id).nonzero().flatten().tolist()
+            ]
             seg_positions.append(seg_pos)
             if labels is not None:
                 lab = labels[n][keep]
-                ignore = torch.full((img.shape[0],), IGNORE_INDEX, dtype=lab.dtype, device=lab.device)
+                ignore = torch.full(
+                    (img.shape[0],), IGNORE_INDEX, dtype=lab.dtype, device=lab.device
+                )
                 label_seqs.append(torch.cat([lab[:p], ignore, lab[p + 1 :]]))
         length = max(s.shape[0] for s in seqs)
         h = seqs[0].shape[1]
@@ -154,7 +179,9 @@ class MineLisaModel(nn.Module):
         mask = torch.zeros((len(seqs), length), dtype=torch.long, device=batch.device)
         out_labels = None
         if labels is not None:
-            out_labels = torch.full((len(seqs), length), IGNORE_INDEX, dtype=torch.long, device=batch.device)
+            out_labels = torch.full(
+                (len(seqs), length), IGNORE_INDEX, dtype=torch.long, device=batch.device
+            )
         for n, s in enumerate(seqs):
             batch[n, : s.shape[0]] = s
             mask[n, : s.shape[0]] = 1
@@ -162,19 +189,31 @@ class MineLisaModel(nn.Module):
                 out_labels[n, : s.shape[0]] = label_seqs[n]
         return MultimodalInputs(batch, mask, out_labels, seg_positions)
 
-    def run_language_model(self, inputs: MultimodalInputs, with_logits: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def run_language_model(
+        self, inputs: MultimodalInputs, with_logits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Last-layer (post-norm) hidden states, and logits only when asked: the
         vocabulary projection is the costliest single matmul and masks do not need it."""
-        out = self.language_model.model(inputs_embeds=inputs.inputs_embeds, attention_mask=inputs.attention_mask)
+        # use_cache=False: a KV cache of the whole prompt (~156 MiB per prompt at 7B) is
+        # never read here; prompt prefixes are cached on purpose in prefix.py instead.
+        out = self.language_model.model(
+            inputs_embeds=inputs.inputs_embeds,
+            attention_mask=inputs.attention_mask,
+            use_cache=False,
+        )
         hidden = out.last_hidden_state
         logits = self.language_model.lm_head(hidden) if with_logits else None
         return hidden, logits
 
-    def seg_embeddings(self, hidden: torch.Tensor, seg_positions: list[list[int]]) -> list[torch.Tensor]:
+    def seg_embeddings(
+        self, hidden: torch.Tensor, seg_positions: list[list[int]]
+    ) -> list[torch.Tensor]:
         head = self.text_hidden_fcs[0]
         flat = [hidden[n, pos] for n, pos in enumerate(seg_positions)]
         counts = [len(p) for p in seg_positions]
-        projected = head(torch.cat(flat)) if sum(counts) else hidden.new_zeros((0, self.config.out_dim))
+        projected = (
+            head(torch.cat(flat)) if sum(counts) else hidden.new_zeros((0, self.config.out_dim))
+        )
         return list(projected.split(counts))
 
     # -- mask decoder ---------------------------------------------------
@@ -207,17 +246,29 @@ class MineLisaModel(nn.Module):
 
     # -- everything, for training and batch evaluation -------------------
     def forward(self, batch: ModelInputs) -> ModelOutputs:
-        image_tokens = batch.image_tokens if batch.image_tokens is not None else self.encode_clip(batch.clip_pixels)
+        image_tokens = (
+            batch.image_tokens
+            if batch.image_tokens is not None
+            else self.encode_clip(batch.clip_pixels)
+        )
         sam_embeddings = (
-            batch.sam_embeddings if batch.sam_embeddings is not None else self.encode_sam(batch.sam_pixels)
+            batch.sam_embeddings
+            if batch.sam_embeddings is not None
+            else self.encode_sam(batch.sam_pixels)
         )
         idx = batch.image_index
-        inputs = self.embed_inputs(batch.input_ids, batch.attention_mask, image_tokens[idx], batch.labels)
+        inputs = self.embed_inputs(
+            batch.input_ids, batch.attention_mask, image_tokens[idx], batch.labels
+        )
         hidden, logits = self.run_language_model(inputs, with_logits=inputs.labels is not None)
         seg = self.seg_embeddings(hidden, inputs.seg_positions)
         masks = []
         for n, emb in enumerate(seg):
             i = int(idx[n])
-            masks.append(self.decode_masks(sam_embeddings[i : i + 1], emb, batch.input_sizes[i], batch.original_sizes[i]))
+            masks.append(
+                self.decode_masks(
+                    sam_embeddings[i : i + 1], emb, batch.input_sizes[i], batch.original_sizes[i]
+                )
+            )
         ce = answer_loss(logits, inputs.labels) if inputs.labels is not None else None
         return ModelOutputs(mask_logits=masks, seg_embeddings=seg, logits=logits, ce_loss=ce)
