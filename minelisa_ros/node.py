@@ -116,8 +116,6 @@ class MineLisaNode(LifecycleNode):
 
     # -- parameters -------------------------------------------------------------------
     def _param(self, name: str) -> Any:
-        if name == parameters.STANDING:  # declared without a default: unset reads as []
-            return self.get_parameter_or(name, Parameter(name, value=[])).value
         return self.get_parameter(name).value
 
     def _on_parameters_set(self, changed: list[Parameter]) -> None:

@@ -150,9 +150,14 @@ def declare(node: Any) -> None:
                 choices=p.choices,
             ),
         )
-    node.declare_parameter(
+    standing = node.declare_parameter(
         STANDING, Parameter.Type.STRING_ARRAY, _descriptor(STANDING_DESCRIPTION, read_only=False)
     )
+    if standing.type_ == Parameter.Type.NOT_SET:
+        # rclpy infers a byte array from a default of [] and cannot declare a typed empty
+        # one; left unset, it answers a get-parameters request naming it (`ros2 param dump`)
+        # with no values at all. Set a typed empty string array instead.
+        node.set_parameters([Parameter(STANDING, Parameter.Type.STRING_ARRAY, [])])
 
 
 def standing_instructions(value: Any) -> tuple[str, ...]:

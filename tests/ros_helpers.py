@@ -65,6 +65,22 @@ def build_interfaces(workdir: Path) -> Path:
     return prefix
 
 
+_PREFIXES: dict[Path, Path] = {}
+
+
+def interfaces_prefix(tmp_path_factory) -> Path:
+    """The package built and installed once per test session (about 10 s of CMake)."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _PREFIXES:
+        _PREFIXES[base] = build_interfaces(tmp_path_factory.mktemp("ros_build"))
+    return _PREFIXES[base]
+
+
+def domain_id(offset: int) -> int:
+    """A ROS domain for one group of tests: apart from other groups and other sessions."""
+    return (os.getpid() + offset) % 100 + 1
+
+
 def site_packages(prefix: Path) -> Path:
     version = sysconfig.get_python_version()
     return prefix / "lib" / f"python{version}" / "site-packages"
@@ -73,11 +89,12 @@ def site_packages(prefix: Path) -> Path:
 def ros_env(prefix: Path, domain_id: int) -> dict[str, str]:
     env = dict(os.environ)
 
-    def prepend(
-        name: str, value: str
-    ) -> None:  # never replace: the wheels put their libraries there
+    def prepend(name: str, value: str) -> None:
+        # Never replace: the wheels put their libraries there.
         env[name] = value + (os.pathsep + env[name] if env.get(name) else "")
 
+    # `ros2 run` and `ros2 launch` start the node with `#!/usr/bin/env python3`.
+    prepend("PATH", str(VENV / "bin"))
     prepend("LD_LIBRARY_PATH", str(prefix / "lib"))
     prepend("PYTHONPATH", str(site_packages(prefix)))
     prepend("AMENT_PREFIX_PATH", f"{prefix}{os.pathsep}{VENV}")

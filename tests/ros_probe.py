@@ -22,6 +22,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from minelisa.msg import SegmentationResult
 from minelisa.srv import SegmentByInstruction
+from rcl_interfaces.msg import Parameter as ParameterMsg
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
@@ -227,6 +228,27 @@ class Probe:
         if failed:
             raise RuntimeError(f"set_parameters failed: {failed}")
 
+    def get_parameters(self, names: list[str]) -> list[dict]:
+        """What a get_parameters request answers: one entry per name, or none at all."""
+        client = AsyncParameterClient(self.node, self.node_name)
+        if not client.wait_for_services(timeout_sec=10.0):
+            raise TimeoutError("parameter services did not appear")
+        values = _wait(client.get_parameters(names), 10.0).values
+        out = []
+        for name, value in zip(names, values):
+            param = Parameter.from_parameter_msg(ParameterMsg(name=name, value=value))
+            plain = list(param.value) if isinstance(param.value, (list, tuple)) else param.value
+            out.append({"name": name, "type": param.type_.name, "value": plain})
+        return out
+
+    def set_typed(self, name: str, type_name: str, value) -> dict:
+        """Set one parameter with an explicit type, as ros2cli sends it; the node's answer."""
+        client = AsyncParameterClient(self.node, self.node_name)
+        client.wait_for_services(timeout_sec=10.0)
+        param = Parameter(name, Parameter.Type[type_name], value)
+        result = _wait(client.set_parameters([param]), 10.0).results[0]
+        return {"successful": result.successful, "reason": result.reason}
+
     def transition(self, transition_id: int) -> bool:
         client = self.node.create_client(ChangeState, f"{self.node_name}/change_state")
         client.wait_for_service(timeout_sec=10.0)
@@ -345,10 +367,25 @@ def scenario_compressed(probe: Probe) -> None:
     probe.call("undecodable_latest", probe.request(probe.spec["instruction"]))
 
 
+def scenario_parameters(probe: Probe) -> None:
+    names = probe.spec["names"]
+    report = probe.report
+    report["all"] = probe.get_parameters(names)
+    # ros2cli sends "[]" as an empty bool array: it must clear the instructions.
+    report["set_nonempty"] = probe.set_typed(
+        "standing_instructions", "STRING_ARRAY", ["segment the person"]
+    )
+    report["after_set"] = probe.get_parameters(["standing_instructions"])
+    report["clear"] = probe.set_typed("standing_instructions", "BOOL_ARRAY", [])
+    report["after_clear"] = probe.get_parameters(["standing_instructions"])
+    report["wrong_type"] = probe.set_typed("standing_instructions", "INTEGER_ARRAY", [3])
+
+
 SCENARIOS = {
     "no_frame": scenario_no_frame,
     "main": scenario_main,
     "compressed": scenario_compressed,
+    "parameters": scenario_parameters,
 }
 
 

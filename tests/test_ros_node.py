@@ -9,7 +9,6 @@ pixels.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,19 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ros_helpers import REPO, NodeProcess, build_interfaces, frame_pixels, ros_env, run_probe  # noqa: E402
+from ros_helpers import (  # noqa: E402
+    REPO,
+    NodeProcess,
+    domain_id,
+    frame_pixels,
+    interfaces_prefix,
+    ros_env,
+    run_probe,
+)
+
+from minelisa_ros.parameters import parameter_names  # noqa: E402
+
+pytestmark = pytest.mark.ros
 
 INSTRUCTION = "segment the exposed cable"
 MAX_FRAME_AGE = 1.0
@@ -29,10 +40,8 @@ STAMP_BASE = 1000
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    from minelisa_training.testing import write_tiny_bundle
-
-    return write_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny", seed=0)
+def bundle(tiny_bundle):
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +54,7 @@ def engine(bundle):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, bundle):
     work = tmp_path_factory.mktemp("ros")
-    prefix = build_interfaces(work)
-    env = ros_env(prefix, domain_id=10 + os.getpid() % 90)
+    env = ros_env(interfaces_prefix(tmp_path_factory), domain_id=domain_id(0))
     common = [
         "-p",
         f"model_path:={bundle}",
@@ -109,12 +117,18 @@ def run(tmp_path_factory, bundle):
             instruction=INSTRUCTION,
             warning_period=2.0,
         )
+        names = [*parameter_names(), "use_sim_time"]
+        # On the node no scenario set parameters on: standing_instructions as it started.
+        params = run_probe(
+            env, "parameters", work / "parameters", node="/minelisa_c", camera="/x", names=names
+        )
     finally:
         codes = (main.stop(), compressed.stop())
     arrays = dict(np.load(work / "main" / "arrays.npz"))
     yield SimpleNamespace(
         no_frame=no_frame,
         main=report,
+        parameters=params,
         compressed=comp,
         arrays=arrays,
         comp_arrays=dict(np.load(work / "compressed" / "arrays.npz")),
@@ -329,3 +343,13 @@ def test_describe_model_error_names_gpu_out_of_memory():
         describe_model_error(RuntimeError("shape mismatch"))
         == "model error: RuntimeError: shape mismatch"
     )
+
+
+def test_every_parameter_has_a_value(run):
+    """`ros2 param dump` asks for all: one unset parameter and rclpy answers none (#11.1)."""
+    entries = run.parameters["all"]
+    assert [e["name"] for e in entries] == [*parameter_names(), "use_sim_time"]
+    unset = [e["name"] for e in entries if e["type"] == "NOT_SET"]
+    assert not unset, unset
+    standing = entries[parameter_names().index("standing_instructions")]
+    assert standing["type"] == "STRING_ARRAY" and standing["value"] == []
