@@ -108,6 +108,7 @@ class MineLisaNode(LifecycleNode):
             self._publish_diagnostics,
             callback_group=self._monitor_group,
         )
+        self.add_pre_set_parameters_callback(parameters.coerce_standing)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
     def destroy_node(self) -> None:

@@ -24,6 +24,12 @@ from minelisa_training.model_options import MAX_NEW_TOKENS_RANGE, MODEL_OPTIONS,
 
 RELIABILITIES = ("best_effort", "reliable")
 STANDING = "standing_instructions"
+EMPTY_ARRAY_TYPES = (
+    Parameter.Type.BYTE_ARRAY,
+    Parameter.Type.BOOL_ARRAY,
+    Parameter.Type.INTEGER_ARRAY,
+    Parameter.Type.DOUBLE_ARRAY,
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ NODE_PARAMETERS: tuple[NodeParameter, ...] = (
 
 STANDING_DESCRIPTION = (
     "Instructions segmented on the latest frame at standing_rate and published on "
-    "~/result, ~/mask and ~/overlay (empty: none)."
+    "~/result, ~/mask and ~/overlay (empty: none). Settable at run time; an empty array "
+    "of any type clears it."
 )
 LIVE_PARAMETERS = ("max_frame_age", "standing_rate", "publish_overlay", "overlay_alpha", STANDING)
 
@@ -158,6 +165,20 @@ def declare(node: Any) -> None:
         # one; left unset, it answers a get-parameters request naming it (`ros2 param dump`)
         # with no values at all. Set a typed empty string array instead.
         node.set_parameters([Parameter(STANDING, Parameter.Type.STRING_ARRAY, [])])
+
+
+def coerce_standing(changed: list[Parameter]) -> list[Parameter]:
+    """Pre-set callback: an empty array of any type clears the standing instructions.
+
+    `ros2 param set /minelisa standing_instructions "[]"` sends an empty *bool* array;
+    the parameter is a string array, which rclpy would refuse as the wrong type.
+    """
+    return [
+        Parameter(STANDING, Parameter.Type.STRING_ARRAY, [])
+        if p.name == STANDING and p.type_ in EMPTY_ARRAY_TYPES and len(p.value) == 0
+        else p
+        for p in changed
+    ]
 
 
 def standing_instructions(value: Any) -> tuple[str, ...]:

@@ -353,3 +353,13 @@ def test_every_parameter_has_a_value(run):
     assert not unset, unset
     standing = entries[parameter_names().index("standing_instructions")]
     assert standing["type"] == "STRING_ARRAY" and standing["value"] == []
+
+
+def test_standing_instructions_clear_with_an_empty_array_of_any_type(run):
+    """ros2cli types "[]" as a bool array; it clears the instructions (#11.10)."""
+    p = run.parameters
+    assert p["set_nonempty"]["successful"], p["set_nonempty"]["reason"]
+    assert p["after_set"][0]["value"] == ["segment the person"]
+    assert p["clear"]["successful"], p["clear"]["reason"]
+    assert p["after_clear"][0]["type"] == "STRING_ARRAY" and p["after_clear"][0]["value"] == []
+    assert not p["wrong_type"]["successful"]  # a non-empty array of numbers is still refused
