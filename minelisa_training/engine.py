@@ -21,6 +21,7 @@ synchronised around each stage.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -28,13 +29,13 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from .answering import chat_answers, fast_seg_embeddings, prompt_ids
 from .checkpoint import LoadReport, load_model
 from .errors import InvalidInputError
-from .generation import generate_batch, generate_whole
 from .model_options import MODES, ModelOptions
 from .modeling.lisa import MineLisaModel
-from .prefix import build_prefix, run_suffixes
-from .prompts import DEFAULT_ANSWER, build_prompt, tokenize_with_image
+from .prefix import build_prefix
+from .prompts import DEFAULT_ANSWER
 from .results import (
     RESERVED_TOKENS,
     EncodedImage,
@@ -174,12 +175,16 @@ class SegmentationEngine:
 
     # -- image --------------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:
-        """Run the CLIP and SAM image encoders once.
+    def encode(
+        self, image: np.ndarray, *, timed: bool = False, with_prefix: bool | None = None
+    ) -> EncodedImage:
+        """Run the CLIP and SAM image encoders (and the shared prompt prefix) once.
 
         Args:
             image: uint8 RGB array of shape (H, W, 3).
-            timed: record clip_ms and sam_encoder_ms (synchronises a CUDA device).
+            timed: record clip_ms, sam_encoder_ms, llm_prefix_ms (synchronises a CUDA device).
+            with_prefix: run the LLM prompt prefix now (default: the engine's prefix_reuse);
+                `follow` needs none, `add_prefix` adds it later.
 
         Returns:
             An immutable `EncodedImage` for any number of later `segment` calls.
@@ -198,12 +203,20 @@ class SegmentationEngine:
             view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
             embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
         prefix = None
-        if self.prefix_reuse:
+        if self.prefix_reuse if with_prefix is None else with_prefix:
             with watch.stage("llm_prefix_ms"):
                 prefix = build_prefix(self.model, self.tokenizer, tokens)
         timings = MappingProxyType(dict(watch.timings))
         size = (view.input_size, view.original_size)
         return EncodedImage(tokens, embedding, *size, timings=timings, prefix=prefix)
+
+    @torch.inference_mode()
+    def add_prefix(self, encoded: EncodedImage) -> EncodedImage:
+        """`encoded` with its shared prompt prefix run (itself when it has one already)."""
+        if encoded.prefix is not None:
+            return encoded
+        prefix = build_prefix(self.model, self.tokenizer, encoded.image_tokens)
+        return dataclasses.replace(encoded, prefix=prefix)
 
     def set_image(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:
         """Encode `image` and keep it for `predict` (predictor-style sugar over `encode`)."""
@@ -260,10 +273,51 @@ class SegmentationEngine:
         mode = self._check_mode(mode)
         watch = Stopwatch(self.device, timed)
         encoded = self._encoded(image, timed)
-        answers, logits = self._run(encoded, items, mode, watch)
+        answers, seg, logits = self._run(encoded, items, mode, watch)
         with watch.stage("mask_to_host_ms"):
             masks = [(x > threshold).cpu().numpy() for x in logits]
-        return self._results(encoded, items, answers, masks, watch, image is not encoded)
+        return self._results(encoded, items, answers, seg, masks, watch, image is not encoded)
+
+    @torch.inference_mode()
+    def follow(
+        self,
+        image: ImageInput,
+        previous: Sequence[SegmentationResult],
+        *,
+        threshold: float = 0.0,
+        timed: bool = False,
+    ) -> list[SegmentationResult]:
+        """Masks on a new image from earlier results' `[SEG]` prompts, without the LLM.
+
+        A camera's next frames mostly show the same scene: the LLM's answer (its `[SEG]`
+        prompt embedding) is reused and only SAM's image encoder and mask decoder run.
+        The caller decides when to refresh with `segment_batch` (see `following.Follower`).
+
+        Args:
+            image: uint8 RGB (H, W, 3) array, or an `EncodedImage` (no prefix needed).
+            previous: results from `segment`/`segment_batch` (their `prompts`).
+            threshold, timed: as `segment`.
+
+        Raises:
+            InvalidInputError: a refused image, or a result without prompts.
+        """
+        if any(r.prompts is None for r in previous) or not previous:
+            raise InvalidInputError(
+                "follow needs results from segment/segment_batch (with prompts)"
+            )
+        watch = Stopwatch(self.device, timed)
+        encoded = (
+            image
+            if isinstance(image, EncodedImage)
+            else self.encode(image, timed=timed, with_prefix=False)
+        )
+        seg = [r.prompts for r in previous]
+        with watch.stage("decoder_ms"):
+            logits = self._decode(encoded, seg)
+        with watch.stage("mask_to_host_ms"):
+            masks = [(x > threshold).cpu().numpy() for x in logits]
+        items, answers = [r.instruction for r in previous], [r.answer for r in previous]
+        return self._results(encoded, items, answers, seg, masks, watch, image is not encoded)
 
     @torch.inference_mode()
     def mask_logits(
@@ -279,7 +333,7 @@ class SegmentationEngine:
         items = self._check_batch(instructions)
         mode = self._check_mode(mode)
         watch = Stopwatch(self.device, False)
-        return self._run(self._encoded(image, False), items, mode, watch)[1]
+        return self._run(self._encoded(image, False), items, mode, watch)[2]
 
     def predict(
         self, instructions: str | Sequence[str], mode: str | None = None, *, timed: bool = False
@@ -298,18 +352,20 @@ class SegmentationEngine:
     @torch.inference_mode()
     def _run(
         self, encoded: EncodedImage, items: list[str], mode: str, watch: Stopwatch
-    ) -> tuple[list[str], list[torch.Tensor]]:
-        """(answers, mask logits per instruction) for checked instructions."""
-        if mode == "fast":
-            with watch.stage("llm_ms"):
-                seg = self._fast_seg_embeddings(encoded, items)
-            answers = [self.answer] * len(items)
-        else:
-            with watch.stage("llm_ms"):
-                answers, seg = self._chat(encoded, items)
+    ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor]]:
+        """(answers, [k, 256] prompts, [k, H, W] mask logits) per checked instruction."""
+        model, tokenizer, cap = self.model, self.tokenizer, self.max_new_tokens
+        with watch.stage("llm_ms"):
+            if mode == "fast":
+                seqs = [prompt_ids(model, tokenizer, t, self.answer, cap) for t in items]
+                seg = fast_seg_embeddings(model, tokenizer, encoded, seqs)
+                answers = [self.answer] * len(items)
+            else:
+                prompts = [prompt_ids(model, tokenizer, t, None, cap) for t in items]
+                answers, seg = chat_answers(model, tokenizer, encoded, prompts, cap)
         with watch.stage("decoder_ms"):
             logits = self._decode(encoded, seg)
-        return answers, logits
+        return answers, seg, logits
 
     def _decode(self, encoded: EncodedImage, seg: list[torch.Tensor]) -> list[torch.Tensor]:
         counts = [e.shape[0] for e in seg]
@@ -324,6 +380,7 @@ class SegmentationEngine:
         encoded: EncodedImage,
         items: list[str],
         answers: list[str],
+        prompts: list[torch.Tensor],
         masks: list[np.ndarray],
         watch: Stopwatch,
         encoded_here: bool,
@@ -333,67 +390,8 @@ class SegmentationEngine:
         if timings:
             timings["total_ms"] = sum(timings.values())
         out = []
-        for text, answer, per_seg in zip(items, answers, masks):
+        for text, answer, seg, per_seg in zip(items, answers, prompts, masks):
             union = per_seg.any(axis=0) if len(per_seg) else np.zeros(encoded.original_size, bool)
-            out.append(SegmentationResult(text, union, list(per_seg), answer, dict(timings)))
+            result = SegmentationResult(text, union, list(per_seg), answer, dict(timings), seg)
+            out.append(result)
         return out
-
-    def _prompt_ids(self, instruction: str, answer: str | None) -> list[int]:
-        config = self.model.config
-        prompt = build_prompt(instruction, answer, config.mm_use_im_start_end)
-        ids = tokenize_with_image(self.tokenizer, prompt)
-        limit = int(config.llm.get("max_position_embeddings", 2048))
-        total = len(ids) - 1 + config.num_image_tokens
-        if answer is None:
-            total += self.max_new_tokens
-        if total > limit:
-            raise InvalidInputError(
-                f"instruction is too long: the prompt needs {total} positions, the model has {limit}"
-            )
-        return ids
-
-    def _fast_seg_embeddings(self, encoded: EncodedImage, items: list[str]) -> list[torch.Tensor]:
-        seqs = [self._prompt_ids(text, self.answer) for text in items]
-        prefix = encoded.prefix
-        suffixes = [prefix.split(s) for s in seqs] if prefix is not None else []
-        if prefix is not None and all(s is not None for s in suffixes):
-            hidden = run_suffixes(self.model, prefix, suffixes, self.tokenizer.pad_id)
-            seg_id = self.model.seg_token_id
-            positions = [[j for j, t in enumerate(s) if t == seg_id] for s in suffixes]
-            return self.model.seg_embeddings(hidden, positions)
-        length = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), length), self.tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for n, s in enumerate(seqs):
-            ids[n, : len(s)] = torch.tensor(s)
-            mask[n, : len(s)] = 1
-        image_tokens = encoded.image_tokens.expand(len(seqs), -1, -1)
-        inputs = self.model.embed_inputs(ids.to(self.device), mask.to(self.device), image_tokens)
-        hidden, _ = self.model.run_language_model(inputs, with_logits=False)
-        return self.model.seg_embeddings(hidden, inputs.seg_positions)
-
-    def _chat(
-        self, encoded: EncodedImage, items: list[str]
-    ) -> tuple[list[str], list[torch.Tensor]]:
-        """Greedy answers; (answer texts, [k, 256] prompt embeddings of each answer's [SEG]s)."""
-        prompts = [self._prompt_ids(text, None) for text in items]
-        prefix = encoded.prefix
-        suffixes = [prefix.split(p) for p in prompts] if prefix is not None else []
-        eos, cap = self.tokenizer.eos_id, self.max_new_tokens
-        if prefix is not None and all(s is not None for s in suffixes):
-            pad = self.tokenizer.pad_id
-            rows = generate_batch(self.model, prefix, suffixes, pad, eos, cap)
-        else:
-            image = encoded.image_tokens
-            rows = [generate_whole(self.model, p, image, eos, cap) for p in prompts]
-        answers, seg = [], []
-        for row in rows:
-            k = len(row.seg_states)
-            hidden = torch.stack(row.seg_states)[None] if k else encoded.image_tokens[:, :0]
-            seg.append(self.model.seg_embeddings(hidden, [list(range(k))])[0])
-            answer = self.tokenizer.decode(row.tokens)
-            if not k:
-                note = "(no [SEG] token was generated: the mask is empty)"
-                answer = f"{answer} {note}" if answer else note
-            answers.append(answer)
-        return answers, seg

@@ -88,6 +88,8 @@ class SegmentationResult:
         masks: one bool [H, W] mask per `[SEG]` in the answer (empty list: none).
         answer: the answer text (fast mode: the fixed answer).
         timings: milliseconds per stage when asked for with ``timed=True``, else empty.
+        prompts: float [k, 256] `[SEG]` prompt embeddings (model device) that made the
+            masks; `SegmentationEngine.follow` reuses them on later frames.
     """
 
     instruction: str
@@ -95,6 +97,7 @@ class SegmentationResult:
     masks: list[np.ndarray]
     answer: str
     timings: dict[str, float] = field(default_factory=dict)
+    prompts: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def coverage(self) -> float:
