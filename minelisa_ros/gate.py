@@ -55,6 +55,10 @@ class Gate:
             raise RequestError("the model is not loaded")
         return engine
 
+    def check_instruction(self, instruction: str) -> str:
+        """The instruction as the engine will take it, or `InvalidInputError` (no model call)."""
+        return self._require_engine().check_instruction(instruction)
+
     # -- admission --------------------------------------------------------------------------
     @property
     def in_flight(self) -> int:

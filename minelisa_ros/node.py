@@ -50,6 +50,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from minelisa_training.errors import InvalidInputError
+
 from . import parameters
 from .camera import LatestFrame, NoFrameWarning, frame_image, inline_image, no_frame_hint
 from .diagnostics import NodeReport, RequestCounters, build_status
@@ -255,6 +257,8 @@ class MineLisaNode(LifecycleNode):
             response.message, busy = str(exc), True
         except (RequestError, ImageConversionError) as exc:
             response.message = str(exc)
+        except InvalidInputError as exc:  # the engine refused the text or image: no traceback
+            response.message = describe_model_error(exc)
         except Exception as exc:
             response.message = describe_model_error(exc)
             self.get_logger().error(f"{response.message}\n{traceback.format_exc()}")
@@ -271,10 +275,12 @@ class MineLisaNode(LifecycleNode):
     def _answer(
         self, request: SegmentByInstruction.Request, response: SegmentByInstruction.Response
     ) -> None:
+        # Bad text is refused before admission and the model lock: no wait, no queue slot.
+        instruction = self._gate.check_instruction(request.instruction)
         with self._gate.admit(self._settings.max_queued_requests):
             # Decoded before taking the model lock: a waiting request costs no model time.
             rgb, header = inline_image(request) or self._latest_image()
-            result, inference_ms = self._gate.segment(rgb, request.instruction)
+            result, inference_ms = self._gate.segment(rgb, instruction)
         mask = mask_message(result, header)
         self._topics.submit(Publication(result, rgb, mask, inference_ms, "service"))
         response.success = True

@@ -205,12 +205,15 @@ class Probe:
         self.report["calls"][name] = self.summary(name, res, started)
         return self.report["calls"][name]
 
-    def call_many(self, prefix: str, requests: list, timeout: float = 90.0) -> None:
+    def call_many(self, prefix: str, requests: list, timeout: float = 90.0, meanwhile=None) -> None:
+        """Send all requests at once; `meanwhile()` runs while they are answered."""
         started = time.monotonic()
         futures = [self.client.call_async(r) for r in requests]
         finished: dict[int, float] = {}
         for n, future in enumerate(futures):
             future.add_done_callback(lambda _, n=n: finished.setdefault(n, time.monotonic()))
+        if meanwhile is not None:
+            meanwhile()
         for n, future in enumerate(futures):
             res = _wait(future, timeout)
             self.report["calls"][f"{prefix}{n}"] = self.summary(
@@ -326,6 +329,16 @@ def scenario_main(probe: Probe) -> None:
 
     probe.call_many(
         "concurrent_", [probe.request(spec["instruction"]) for _ in range(spec["concurrent"])]
+    )
+
+    def empty_instruction_while_the_model_is_busy() -> None:
+        time.sleep(0.15)  # both calls admitted (max_queued_requests=1), one running
+        probe.call("check_first_bad", probe.request(""))
+
+    probe.call_many(
+        "check_first_",
+        [probe.request(spec["instruction"]) for _ in range(2)],
+        meanwhile=empty_instruction_while_the_model_is_busy,
     )
 
     probe.set_parameters(standing_instructions=["segment the conveyor"], standing_rate=4.0)

@@ -240,6 +240,23 @@ def test_concurrent_calls_are_answered_or_refused_within_the_bound(run):
     assert run.main["calls"]["while_inactive"]["message"].startswith("node is not active")
 
 
+def test_bad_instruction_is_refused_before_waiting_for_the_model(run):
+    """Checked before admission and the model lock (#11.4): not "busy", not after the calls."""
+    calls = run.main["calls"]
+    bad, good = calls["check_first_bad"], [calls["check_first_0"], calls["check_first_1"]]
+    assert all(g["success"] for g in good), [g["message"] for g in good]
+    assert bad["message"] == "invalid request: instruction is empty"
+    assert bad["finished"] < min(g["finished"] for g in good)
+
+
+def test_refused_requests_are_not_logged_as_errors(run):
+    """A caller's mistake (empty or over-long instruction, an image the engine refuses) is
+    answered and warned about, never logged as an ERROR with a traceback (#11.4)."""
+    assert "refused '   ': invalid request: instruction is empty" in run.main_log
+    assert "Traceback" not in run.main_log
+    assert "[ERROR]" not in run.main_log
+
+
 def test_topics_carry_results_with_source_headers(run):
     topics = run.main["topics"]
     published = {i for _, i in run.main["published"]}
