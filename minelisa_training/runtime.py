@@ -96,6 +96,27 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def init_distributed() -> bool:
+    """Join the launcher's process group (gloo on CPU, NCCL on CUDA) when there are
+    several processes; True when a group is running after the call."""
+    if world_size() == 1 or not torch.distributed.is_available():
+        return False
+    if not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend=backend)
+    return True
+
+
+def gather_to_main(payload: object) -> list | None:
+    """Every rank's `payload`, in rank order, on rank 0 (None elsewhere); `[payload]`
+    in a single process."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [payload]
+    gathered: list | None = [None] * world_size() if is_main_process() else None
+    torch.distributed.gather_object(payload, gathered, dst=0)
+    return gathered
+
+
 def barrier() -> None:
     """Wait for every rank, when a process group is running (a no-op otherwise)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

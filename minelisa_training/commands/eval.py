@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import SegmentationEngine
     from ..evaluation import evaluate, format_table, write_report
     from ..image_io import check_output_file
+    from .. import runtime
     from ..model_options import ModelOptions
     from .data_args import load_samples
 
@@ -47,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         check_output_file(out)
-    samples, class_map, split, skipped = load_samples(args)
+    samples, class_map, split, skipped = load_samples(args, progress=runtime.is_main_process())
+    runtime.init_distributed()  # under torchrun: each rank evaluates every N-th image
     engine = SegmentationEngine.from_options(options)
     masks = Path(args.masks) if args.masks else out.with_name(out.stem + "_masks")
     report = evaluate(
         engine, samples, class_map, masks_dir=masks, overlays_dir=args.overlays, skipped=skipped
     )
+    if report is None:  # another rank writes the report
+        return 0
     model = {"path": options.path, "device": str(engine.device), "dtype": _dtype_name(engine)}
     report.update(split=split, data=str(args.data), class_map=class_map.source, model=model)
     write_report(report, out)
