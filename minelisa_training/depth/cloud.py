@@ -1,0 +1,97 @@
+"""The masked point cloud, optionally voxel-downsampled."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..errors import InvalidInputError
+from .frame import prepare
+from .intrinsics import Intrinsics
+
+# Up to this many voxels in the cloud's bounding box, occupied voxels are found with
+# a dense count array (O(points + voxels), 12 bytes a voxel); beyond it, by sorting.
+DENSE_VOXELS = 1 << 22
+
+
+def mask_points(
+    mask: np.ndarray,
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    voxel_m: float | None = None,
+    allow_rescale: bool = False,
+) -> np.ndarray:
+    """The mask's pixels with valid depth as points (N, 3) float32, metres, camera frame.
+
+    Columns are x (right), y (down), z (forward): the ROS optical frame. Without
+    ``voxel_m`` the points are in row-major pixel order, one per pixel; with it, see
+    ``voxel_downsample``. ``mask``, ``depth``, ``intrinsics`` and ``allow_rescale`` as
+    for ``mask_depth_stats`` (the whole mask is used: no erosion).
+    """
+    if voxel_m is not None:
+        _check_voxel(voxel_m)
+    frame = prepare(mask, depth, intrinsics, allow_rescale)
+    sel = frame.mask & frame.valid
+    if frame.n_mask == 0 or not sel.any():
+        return np.zeros((0, 3), np.float32)
+    _, x, y, z = frame.select(sel)
+    if voxel_m is not None:
+        return _voxel_means(x, y, z, voxel_m)
+    return cv2.merge([x, y, z])  # (N, 3): faster than numpy's column stacking
+
+
+def voxel_downsample(points: np.ndarray, voxel_m: float) -> np.ndarray:
+    """One point per occupied cube of side ``voxel_m``: the mean of its points.
+
+    Cubes are aligned to multiples of ``voxel_m`` from the camera's origin, and the
+    result is ordered by cube (z, then y, then x index), so the same points give the
+    same array whatever their order's accidents; float32 (M, 3).
+    """
+    _check_voxel(voxel_m)
+    points = np.asarray(points, dtype=np.float32)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InvalidInputError(f"points must be (N, 3), got shape {points.shape}")
+    if len(points) == 0:
+        return points.copy()
+    # Contiguous columns: numpy's work on strided (N, 3) columns is several times slower.
+    x, y, z = (np.ascontiguousarray(points[:, i]) for i in range(3))
+    return _voxel_means(x, y, z, voxel_m)
+
+
+def _check_voxel(voxel_m: float) -> None:
+    if isinstance(voxel_m, bool) or not isinstance(voxel_m, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"voxel_m must be a number of metres, got {voxel_m!r}")
+    if not (math.isfinite(voxel_m) and voxel_m > 0):
+        raise InvalidInputError(f"voxel_m must be a positive number of metres, got {voxel_m}")
+
+
+def _voxel_means(x: np.ndarray, y: np.ndarray, z: np.ndarray, voxel_m: float) -> np.ndarray:
+    """``voxel_downsample`` of the points given as three contiguous columns."""
+    cells = [np.floor(c * np.float32(1.0 / voxel_m)).astype(np.int64) for c in (x, y, z)]
+    for c in cells:
+        c -= c.min()
+    dims = [int(c.max()) + 1 for c in cells]
+    n_cells = dims[0] * dims[1] * dims[2]
+    if n_cells >= 1 << 62:  # a key would overflow: compare the rows themselves
+        rows = np.stack(cells[::-1], axis=1)
+        _, inverse, counts = np.unique(rows, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+    else:
+        key = cells[0] + dims[0] * (cells[1] + dims[1] * cells[2])
+        inverse, counts = _compact(key, n_cells)
+    sums = [np.bincount(inverse, weights=c, minlength=len(counts)) / counts for c in (x, y, z)]
+    return cv2.merge([s.astype(np.float32) for s in sums])
+
+
+def _compact(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each key among the distinct keys in ascending order, count of each)."""
+    if n_keys > DENSE_VOXELS:
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        return inverse, counts
+    counts = np.bincount(key, minlength=n_keys)
+    occupied = np.flatnonzero(counts)
+    slot = np.empty(n_keys, np.intp)
+    slot[occupied] = np.arange(len(occupied))
+    return slot[key], counts[occupied]
