@@ -1,4 +1,5 @@
 """The loss terms against values worked out by hand (paper eq. 4: squared Dice denominator)."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,12 @@ import math
 import pytest
 import torch
 
-from minelisa_training.training.losses import LossWeights, SegmentationLoss, dice_loss, sigmoid_bce_loss
+from minelisa_training.training.losses import (
+    LossWeights,
+    SegmentationLoss,
+    dice_loss,
+    sigmoid_bce_loss,
+)
 
 LN3 = math.log(3.0)
 
@@ -41,7 +47,9 @@ def test_bce_is_per_pixel_mean() -> None:
     assert sigmoid_bce_loss(logits, target).item() == pytest.approx(math.log(8 / 3) / 2, abs=1e-6)
     # The mean does not depend on image size: tiling the example 3x3 gives the same value.
     tiled_logits, tiled_target = logits.repeat(1, 3, 3), target.repeat(1, 3, 3)
-    assert sigmoid_bce_loss(tiled_logits, tiled_target).item() == pytest.approx(math.log(8 / 3) / 2, abs=1e-6)
+    assert sigmoid_bce_loss(tiled_logits, tiled_target).item() == pytest.approx(
+        math.log(8 / 3) / 2, abs=1e-6
+    )
 
 
 def test_combined_loss_weights_and_mask_averaging() -> None:
@@ -50,7 +58,9 @@ def test_combined_loss_weights_and_mask_averaging() -> None:
     zeros_target = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]]).repeat(3, 1, 1)
     # For each of those three masks: dice = 1 - (1 + 1)/(1 + 1 + 1) = 1/3; bce = ln 2
     ce = torch.tensor(2.0)
-    terms = SegmentationLoss(LossWeights(ce=0.5, dice=1.5, bce=1.0), dice_eps=1.0)(ce, [logits, zeros], [target, zeros_target])
+    terms = SegmentationLoss(LossWeights(ce=0.5, dice=1.5, bce=1.0), dice_eps=1.0)(
+        ce, [logits, zeros], [target, zeros_target]
+    )
     # Averaged over the 4 masks, not over the 2 images.
     dice = (5 / 33 + 3 * (1 / 3)) / 4
     bce = (math.log(8 / 3) / 2 + 3 * math.log(2)) / 4
@@ -59,7 +69,9 @@ def test_combined_loss_weights_and_mask_averaging() -> None:
     assert terms.ce.item() == pytest.approx(2.0)
     assert terms.total.item() == pytest.approx(0.5 * 2.0 + 1.5 * dice + 1.0 * bce, abs=1e-6)
 
-    other = SegmentationLoss(LossWeights(ce=0.25, dice=1.75, bce=1.0), dice_eps=1.0)(ce, [logits, zeros], [target, zeros_target])
+    other = SegmentationLoss(LossWeights(ce=0.25, dice=1.75, bce=1.0), dice_eps=1.0)(
+        ce, [logits, zeros], [target, zeros_target]
+    )
     assert other.total.item() == pytest.approx(0.25 * 2.0 + 1.75 * dice + 1.0 * bce, abs=1e-6)
 
 
@@ -85,5 +97,9 @@ def test_ignored_pixels_do_not_count() -> None:
     valid = torch.ones_like(wrong_target, dtype=torch.bool)
     valid[..., 2] = False
     assert dice_loss(wrong, wrong_target, 1.0, valid).item() == pytest.approx(5 / 33, abs=1e-6)
-    assert sigmoid_bce_loss(wrong, wrong_target, valid).item() == pytest.approx(math.log(8 / 3) / 2, abs=1e-6)
-    assert sigmoid_bce_loss(wrong, wrong_target).item() > 1.0  # without the ignore mask they dominate
+    assert sigmoid_bce_loss(wrong, wrong_target, valid).item() == pytest.approx(
+        math.log(8 / 3) / 2, abs=1e-6
+    )
+    assert (
+        sigmoid_bce_loss(wrong, wrong_target).item() > 1.0
+    )  # without the ignore mask they dominate

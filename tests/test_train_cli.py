@@ -1,9 +1,9 @@
 """`minelisa train` refuses bad input with a specific message before any heavy work."""
+
 from __future__ import annotations
 
 import pytest
 
-from data_fixtures import synth_copy, synth_data  # noqa: F401  (fixtures)
 from minelisa_training import museg
 from minelisa_training.cli import main
 
@@ -18,14 +18,16 @@ def test_unknown_key(tmp_path, capsys) -> None:
 
 
 def test_missing_data_message(tmp_path, capsys) -> None:
-    assert main(_train(tmp_path, f"data.root={tmp_path / 'nowhere'}", "model.path=/also/nowhere")) == 2
+    assert (
+        main(_train(tmp_path, f"data.root={tmp_path / 'nowhere'}", "model.path=/also/nowhere")) == 2
+    )
     err = capsys.readouterr().err
     assert "data.root" in err and "is not a directory" in err
     assert main(_train(tmp_path, "model.path=/x")) == 2
     assert "data.root is not set" in capsys.readouterr().err
 
 
-def test_empty_split(synth_copy, tmp_path, capsys) -> None:  # noqa: F811
+def test_empty_split(synth_copy, tmp_path, capsys) -> None:
     split = museg.read_official_split(synth_copy)
     folder = synth_copy / "Experiment" / "DatasetSplit"
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,7 +37,7 @@ def test_empty_split(synth_copy, tmp_path, capsys) -> None:  # noqa: F811
     assert "the val split (official) has no images" in capsys.readouterr().err
 
 
-def test_model_that_does_not_load(synth_data, tmp_path, capsys) -> None:  # noqa: F811
+def test_model_that_does_not_load(synth_data, tmp_path, capsys) -> None:
     root, _ = synth_data
     assert main(_train(tmp_path, f"data.root={root}", f"model.path={tmp_path / 'no-model'}")) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """A real `minelisa train` run through DeepSpeed ZeRO-2 on CPU, killed with SIGKILL and resumed:
 same final step count, the schedule continues where it stopped, and the loss keeps falling."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from data_fixtures import synth_data  # noqa: F401  (fixture)
-from minelisa_training.training.metrics_log import read_metrics
 from train_helpers import subprocess_env, tiny_demo_bundle
+
+from minelisa_training.training.metrics_log import read_metrics
 
 MAX_STEPS = 60
 
@@ -31,27 +31,48 @@ def _latest_step(run: Path) -> int | None:
     return int(name.removeprefix("step"))
 
 
-def test_kill_and_resume(synth_data, tmp_path) -> None:  # noqa: F811
+def test_kill_and_resume(synth_data, tmp_path) -> None:
     root, _ = synth_data
     bundle = tiny_demo_bundle(tmp_path / "model")
     run = tmp_path / "run"
     args = _cli(
-        "train", "--config", "tiny_cpu", "--out", str(run), f"model.path={bundle}", f"data.root={root}",
-        f"train.max_steps={MAX_STEPS}", "train.epochs=100", "runtime.save_every_steps=5", "runtime.log_every=1",
-        "runtime.progress=false", "data.max_val_samples=4", "optim.warmup_steps=5",
+        "train",
+        "--config",
+        "tiny_cpu",
+        "--out",
+        str(run),
+        f"model.path={bundle}",
+        f"data.root={root}",
+        f"train.max_steps={MAX_STEPS}",
+        "train.epochs=100",
+        "runtime.save_every_steps=5",
+        "runtime.log_every=1",
+        "runtime.progress=false",
+        "data.max_val_samples=4",
+        "optim.warmup_steps=5",
     )
-    proc = subprocess.Popen(args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        args, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.time() + 240
     while time.time() < deadline and (_latest_step(run) or 0) < 15 and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # no chance to clean up: the checkpoint files must be safe on their own
+    proc.send_signal(
+        signal.SIGKILL
+    )  # no chance to clean up: the checkpoint files must be safe on their own
     output = proc.communicate()[0]
     assert proc.returncode == -signal.SIGKILL, output[-3000:]
     killed_at = _latest_step(run)
     assert killed_at is not None and 15 <= killed_at < MAX_STEPS, output[-3000:]
     assert not (run / "summary.json").exists()
 
-    resumed = subprocess.run(_cli("train", "--resume", "--out", str(run)), env=subprocess_env(), capture_output=True, text=True, timeout=400)
+    resumed = subprocess.run(
+        _cli("train", "--resume", "--out", str(run)),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     match = re.search(r"resumed from \S+ at step (\d+)", resumed.stdout)
     assert match and int(match.group(1)) == killed_at
@@ -77,8 +98,13 @@ def test_kill_and_resume(synth_data, tmp_path) -> None:  # noqa: F811
     assert sum(end) / 10 < sum(before_kill) / 10
 
     # The resumed run's weights export through the CLI.
-    out = subprocess.run(_cli("export", "--run", str(run), "--out", str(tmp_path / "bundle"), "--which", "last"),
-                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        _cli("export", "--run", str(run), "--out", str(tmp_path / "bundle"), "--which", "last"),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "bundle" / "model.safetensors").is_file()
 
@@ -86,9 +112,27 @@ def test_kill_and_resume(synth_data, tmp_path) -> None:  # noqa: F811
 def test_new_run_refuses_an_existing_run_folder_and_resume_needs_one(tmp_path) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    bad = subprocess.run(_cli("train", "--config", "tiny_cpu", "--out", str(run), "model.path=/x", f"data.root={tmp_path}"),
-                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        _cli(
+            "train",
+            "--config",
+            "tiny_cpu",
+            "--out",
+            str(run),
+            "model.path=/x",
+            f"data.root={tmp_path}",
+        ),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
-    empty = subprocess.run(_cli("train", "--resume", "--out", str(tmp_path / "none")), env=subprocess_env(), capture_output=True,
-                           text=True, timeout=120)
+    empty = subprocess.run(
+        _cli("train", "--resume", "--out", str(tmp_path / "none")),
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert empty.returncode == 2 and "not a training run" in empty.stderr

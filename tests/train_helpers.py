@@ -1,4 +1,5 @@
 """Small builders shared by the training tests (tiny model, one training batch)."""
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,9 @@ def tiny_demo_bundle(tmp_path: Path, seed: int = 0) -> Path:
     return save_bundle(model, tokenizer, tmp_path / "bundle")
 
 
-def training_batch(model, tokenizer, seed: int = 0, instruction: str = "Please segment the cable in this image.") -> TrainBatch:
+def training_batch(
+    model, tokenizer, seed: int = 0, instruction: str = "Please segment the cable in this image."
+) -> TrainBatch:
     """One example: a 120x96 image with a bright box and its mask."""
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 60, size=(96, 120, 3), dtype=np.uint8)
@@ -31,7 +34,9 @@ def training_batch(model, tokenizer, seed: int = 0, instruction: str = "Please s
     mask[30:70, 20:90] = True
     image[mask] = (200, 180, 40)
     encoder = ExampleEncoder(tokenizer, model.config)
-    return collate([encoder(Example("img", image, instruction, mask, class_id=2))], tokenizer.pad_id)
+    return collate(
+        [encoder(Example("img", image, instruction, mask, class_id=2))], tokenizer.pad_id
+    )
 
 
 def subprocess_env() -> dict[str, str]:

@@ -8,8 +8,8 @@ line, the user turn and the image tokens are ``-100`` and cost nothing in the CE
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class TrainBatch:
     keys: list[str]  # per image
     class_ids: list[int]
 
-    def to(self, device: torch.device | str) -> "TrainBatch":
+    def to(self, device: torch.device | str) -> TrainBatch:
         fields = {}
         for name in (
             "input_ids",

@@ -9,8 +9,8 @@ model itself from labels in which user and image tokens are ``-100``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -42,6 +42,22 @@ def _image_tokens(model: MineLisaModel, samples: Sequence[museg.Sample]) -> dict
             pixels = clip_view(image, size, device=model.device)[None]
             tokens[s.image_id] = model.encode_clip(pixels)[0]
     return tokens
+
+
+def _naming_loss(
+    model: MineLisaModel,
+    conversations: list[tuple[torch.Tensor, torch.Tensor]],
+    images: torch.Tensor,
+    pad_id: int,
+) -> torch.Tensor:
+    """The CE of the named answers of a batch of (input ids, labels) conversations."""
+    ids, labels, attention = pad_conversations(
+        [c[0] for c in conversations], [c[1] for c in conversations], pad_id
+    )
+    device = model.device
+    inputs = model.embed_inputs(ids.to(device), attention.to(device), images, labels.to(device))
+    _, logits = model.run_language_model(inputs, with_logits=True)
+    return answer_loss(logits, inputs.labels)
 
 
 def pretrain_instruction_naming(
@@ -86,17 +102,8 @@ def pretrain_instruction_naming(
     try:
         for step in range(1, steps + 1):
             chosen = [rng.randrange(len(samples)) for _ in range(batch_size)]
-            ids, labels, attention = pad_conversations(
-                [conversations[i][0] for i in chosen],
-                [conversations[i][1] for i in chosen],
-                tokenizer.pad_id,
-            )
             images = torch.stack([tokens[samples[i].image_id] for i in chosen])
-            inputs = model.embed_inputs(
-                ids.to(model.device), attention.to(model.device), images, labels.to(model.device)
-            )
-            _, logits = model.run_language_model(inputs, with_logits=True)
-            loss = answer_loss(logits, inputs.labels)
+            loss = _naming_loss(model, [conversations[i] for i in chosen], images, tokenizer.pad_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

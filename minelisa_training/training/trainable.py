@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +86,7 @@ class RowDeltaLinear(nn.Module):
 
 
 # Trainable-parameter groups, first match wins; names are those of the prepared model.
-GROUPS: "OrderedDict[str, str]" = OrderedDict(
+GROUPS: OrderedDict[str, str] = OrderedDict(
     [
         ("LoRA (q_proj, v_proj)", r"\.lora_(A|B)\."),
         ("new token rows", r"^language_model\.(model\.embed_tokens|lm_head)\.rows$"),
@@ -108,7 +108,7 @@ def group_of(name: str) -> str:
     return "other"
 
 
-def parameter_counts(model: nn.Module) -> "OrderedDict[str, tuple[int, int]]":
+def parameter_counts(model: nn.Module) -> OrderedDict[str, tuple[int, int]]:
     """group -> (trainable, total) parameter counts; a shared tensor counts once."""
     counts: OrderedDict[str, list[int]] = OrderedDict((g, [0, 0]) for g in [*GROUPS, "other"])
     for name, p in model.named_parameters():
