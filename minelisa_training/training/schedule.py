@@ -79,3 +79,15 @@ def epoch_batches(
     ).tolist()
     mine = order[rank::world]
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+
+
+def accumulation_window(position: int, n_batches: int, accumulation: int) -> tuple[int, bool]:
+    """For micro-batch ``position`` (0-based) of an epoch of ``n_batches``: the number of
+    micro-batches its optimizer step averages, and whether it is the step's last one.
+
+    The epoch's micro-batches are taken in groups of ``accumulation``; the last group of
+    an epoch may be shorter and is stepped as it is (no micro-batch is dropped).
+    """
+    start = position - position % accumulation
+    size = min(accumulation, n_batches - start)
+    return size, position == start + size - 1

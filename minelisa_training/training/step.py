@@ -52,7 +52,15 @@ def embedding_cache_for(config: TrainConfig, augmenting: bool) -> EmbeddingCache
 
 
 class TrainStep:
-    """Forward, loss, backward and ``engine.step()`` for one micro-batch."""
+    """Forward, loss, backward and ``engine.step()`` for one micro-batch.
+
+    Gradient accumulation is explicit: the caller says how many micro-batches the
+    current optimizer step averages (``window``) and whether this one ends it
+    (``boundary``). The loss is divided by ``window`` (not by DeepSpeed's configured
+    accumulation count), so every optimizer step applies the mean gradient of its
+    micro-batches, a short last window of an epoch included; the optimizer and the
+    LR scheduler step exactly at ``boundary``.
+    """
 
     def __init__(
         self, engine: Any, loss_fn: SegmentationLoss, cache: EmbeddingCache | None = None
@@ -63,16 +71,35 @@ class TrainStep:
             cache if cache is not None else EmbeddingCache(cache_sam=False, cache_clip=False)
         )
 
-    def __call__(self, batch: TrainBatch) -> dict[str, float]:
-        """Trains on ``batch``; returns the loss terms (total, ce, dice, bce) as floats."""
+    def __call__(
+        self, batch: TrainBatch | None, window: int = 1, boundary: bool = True
+    ) -> dict[str, float]:
+        """Trains on ``batch``; returns the loss terms (total, ce, dice, bce) as floats.
+
+        ``batch=None`` (every file of the micro-batch was unreadable) contributes a zero
+        gradient to its window and returns ``{}``.
+        """
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
         engine = self.engine
-        batch = batch.to(engine.device)
+        engine.set_gradient_accumulation_boundary(boundary)
+        if batch is None:
+            loss, floats = self._zero_loss(), {}
+        else:
+            terms = self._loss(batch.to(engine.device))
+            loss, floats = terms.total, terms.as_floats()
+        engine.backward(loss / window, scale_wrt_gas=False)
+        engine.step()
+        return floats
+
+    def _loss(self, batch: TrainBatch):
+        engine = self.engine
         if self.cache.enabled:
             self.cache.fill(engine.module, batch)
         outputs = engine(batch.inputs)
-        terms = self.loss_fn(
-            outputs.ce_loss, outputs.mask_logits, batch.gt_masks, batch.valid_masks
-        )
-        engine.backward(terms.total)
-        engine.step()
-        return terms.as_floats()
+        return self.loss_fn(outputs.ce_loss, outputs.mask_logits, batch.gt_masks, batch.valid_masks)
+
+    def _zero_loss(self) -> torch.Tensor:
+        """0, with a (zero) gradient for every trainable tensor, as ZeRO-2's hooks expect."""
+        params = [p for p in self.engine.module.parameters() if p.requires_grad]
+        return torch.stack([(p * 0).sum() for p in params]).sum()

@@ -34,7 +34,7 @@ from .dataset import Augment, SampleDataset, load_split_samples
 from .distributed import effective_precision
 from .interrupts import StopRequest
 from .metrics_log import MetricsLog
-from .schedule import LossWindow, RunPlan, collate_or_skip, epoch_batches
+from .schedule import LossWindow, RunPlan, accumulation_window, collate_or_skip, epoch_batches
 from .step import TrainStep, build_engine, embedding_cache_for, loss_for
 from .trainable import format_parameter_counts, prepare_for_training
 
@@ -184,9 +184,15 @@ class Trainer:
         )
 
     # -- training ----------------------------------------------------------------
-    def train_step(self, batch: TrainBatch) -> dict[str, float]:
-        """One micro-batch: forward, loss, backward, optimizer step; returns the loss terms."""
-        return self.step_fn(batch)
+    def train_step(
+        self, batch: TrainBatch | None, window: int = 1, boundary: bool = True
+    ) -> dict[str, float]:
+        """One micro-batch: forward, loss, backward; the optimizer steps when ``boundary``.
+
+        ``window`` is the number of micro-batches the optimizer step averages (see
+        `step.TrainStep`). Returns the loss terms as floats.
+        """
+        return self.step_fn(batch, window=window, boundary=boundary)
 
     def _loader(self, batches: list[list[int]]):
         return torch.utils.data.DataLoader(
@@ -211,14 +217,16 @@ class Trainer:
         window = LossWindow()
         bar = self._progress(plan.total_steps, state.step, state.epoch)
         self.engine.train()
+        accumulation = cfg.train.gradient_accumulation_steps
         for batch, skipped in self._loader(batches):
             state.skipped.extend({"path": s.path, "reason": s.reason} for s in skipped)
+            size, boundary = accumulation_window(state.batch_in_epoch, len(batches), accumulation)
             state.batch_in_epoch += 1
-            if batch is None:
-                continue
-            window.add(self.train_step(batch), len(batch.gt_masks))
-            self.samples_done += len(batch.gt_masks)
-            if not self.engine.is_gradient_accumulation_boundary():
+            losses = self.train_step(batch, window=size, boundary=boundary)
+            if batch is not None:
+                window.add(losses, len(batch.gt_masks))
+                self.samples_done += len(batch.gt_masks)
+            if not boundary:
                 continue
             state.step += 1
             bar.update(1)
@@ -243,7 +251,7 @@ class Trainer:
                 state.step,
                 {"epoch": state.epoch, **means, "lr": lr, "samples_per_s": speed},
             )
-            bar.set_postfix(loss=f"{means['total']:.4f}", speed=f"{speed:.2f}/s")
+            bar.set_postfix(loss=f"{means.get('total', float('nan')):.4f}", speed=f"{speed:.2f}/s")
             window.reset()
         if state.step % cfg.runtime.save_every_steps == 0:
             self.save()
@@ -305,7 +313,8 @@ class Trainer:
     # -- the run -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Set-up, then epochs until ``train.epochs`` or ``train.max_steps``; returns the summary."""
-        self.setup()
+        if not hasattr(self, "engine"):
+            self.setup()
         started = time.perf_counter()
         try:
             with self.stop:
