@@ -25,7 +25,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     synth.write_dataset(tmp_path / "a", cfg, progress=False)
     synth.write_dataset(tmp_path / "b", cfg, progress=False)
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
-    assert len(a) == 7 * 5 + 1  # jpg, depth, label, colour, polygons per image + the split zip
+    # jpg, depth, label, colour, polygons per image + the split zip and the camera intrinsics
+    assert len(a) == 7 * 5 + 2
     assert a == b
     other = synth.SynthConfig(images=7, seed=4, width=96, height=80, mines=3)
     synth.write_dataset(tmp_path / "c", other, progress=False)

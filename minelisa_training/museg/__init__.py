@@ -9,6 +9,7 @@ Raw release layout (MUSeg, Scientific Data 2025)::
             /Label/<id>_polygons.json    Labelme (shapes[].label, shapes[].points)
     ROOT/02-Mine ... 06-Mine
     ROOT/Experiment/DatasetSplit.zip     train.txt / val.txt (or the extracted files)
+    ROOT/Experiment/intrinsics.json      optional: depth camera intrinsics (read_intrinsics)
 
 Ids look like ``01-01-01-0014-240523104754-08-99``. The first three fields name
 the mine, roadway and capture group; frames of one capture group are near
@@ -62,6 +63,7 @@ from .layout import (
     find_root,
     mine_dirs,
     mine_key,
+    read_intrinsics,
     scan,
 )
 from .readers import class_presence, ignore_mask, load_depth, load_image, load_label
@@ -142,6 +144,7 @@ __all__ = [
     "order_verdict",
     "random_subset",
     "rasterize_shapes",
+    "read_intrinsics",
     "read_official_split",
     "read_polygons",
     "read_split",

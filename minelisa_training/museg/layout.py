@@ -9,6 +9,9 @@
             /Label/<id>_polygons.json    Labelme (shapes[].label, shapes[].points)
     ROOT/02-Mine ... 06-Mine
     ROOT/Experiment/DatasetSplit.zip     train.txt / val.txt (or the extracted files)
+    ROOT/Experiment/intrinsics.json      optional: the depth images' pinhole intrinsics
+                                         ({"width", "height", "k": CameraInfo's 9 values});
+                                         ``synth`` writes it, the MUSeg release has none
 
 ``Layout`` is the one place these names are spelled: the readers find files with it
 and ``synth`` writes its files with it.
@@ -16,10 +19,17 @@ and ``synth`` writes its files with it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import DataError, InvalidInputError
+
+if TYPE_CHECKING:
+    from ..depth import Intrinsics
 
 logger = logging.getLogger("minelisa.museg")
 
@@ -33,6 +43,7 @@ POLYGONS_SUFFIX = "_polygons.json"
 DEPTH_SUFFIX = ".png"
 EXPERIMENT_DIR = "Experiment"
 SPLIT_ZIP = "DatasetSplit.zip"
+INTRINSICS_FILE = "intrinsics.json"
 
 # Ids look like 01-01-01-0014-240523104754-08-99: mine, roadway, capture group, frame, ...
 GROUP_FIELDS = 3
@@ -113,6 +124,11 @@ class Layout:
         """Where the official split is written (``Experiment/DatasetSplit.zip``)."""
         return self.experiment_dir / SPLIT_ZIP
 
+    @property
+    def intrinsics_path(self) -> Path:
+        """Where the depth camera's intrinsics are (``Experiment/intrinsics.json``)."""
+        return self.experiment_dir / INTRINSICS_FILE
+
     def record(self, image_id: str, mine: int | str, image_ext: str = ".jpg") -> ImageRecord:
         """The record of image ``image_id`` of ``mine`` (its files need not exist yet)."""
         key = mine_key(mine)
@@ -163,6 +179,23 @@ def label_id(path: Path) -> str | None:
     """The image id a ``<id>_label.png`` file belongs to (None for other names)."""
     name = path.name
     return name[: -len(LABEL_SUFFIX)] if name.endswith(LABEL_SUFFIX) else None
+
+
+def read_intrinsics(root: str | Path) -> Intrinsics | None:
+    """The depth images' pinhole intrinsics from ``ROOT/Experiment/intrinsics.json``,
+    or None when there is no such file (the MUSeg release has none: write one from
+    the camera's calibration to get metric centroids). Keys: ``width``, ``height`` and
+    ``k`` (row-major 3x3, as ``CameraInfo.k``), or ``fx``, ``fy``, ``cx``, ``cy``.
+    A file that is there but unusable raises ``DataError`` naming it."""
+    from ..depth import Intrinsics  # here: depth's evaluation helpers import museg
+
+    path = Layout.find(root).intrinsics_path
+    if not path.is_file():
+        return None
+    try:
+        return Intrinsics.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, InvalidInputError) as exc:
+        raise DataError(f"{path}: not usable camera intrinsics ({exc})") from exc
 
 
 def find_root(path: str | Path) -> Path:

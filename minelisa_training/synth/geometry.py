@@ -18,14 +18,18 @@ class Shape:
     cls: str  # order-A class name
     points: np.ndarray  # [N, 2] float x, y
     paint: Paint
-    depth_t: float  # 0 = at the camera's near plane, 1 = the far end of the view
+    # 0 = the near cross-section, 1 = the far one; None: the shape lies on the roadway's
+    # surface (cable, pipe, rail) and has the surface's depth at each pixel.
+    depth_t: float | None
     emissive: bool = False  # lamps and signs keep their brightness in the dark
 
 
 @dataclass
 class Roadway:
     """Perspective frame of the roadway: near cross-section = image border, far
-    cross-section = rectangle around the vanishing point."""
+    cross-section = rectangle around the vanishing point, with the image's aspect
+    ratio (``fw / width == fh / height``), so that every cross-section is the image
+    rectangle scaled by ``scale(t)``: a pinhole view (see ``camera``)."""
 
     width: int
     height: int
@@ -33,9 +37,19 @@ class Roadway:
     vy: float
     fw: float  # far half-width
     fh: float  # far half-height
+    focal: float = 1.0  # the camera's focal length in pixels
+    near_m: float = 1.0  # depth of the near cross-section
 
     def scale(self, t: float) -> float:
         return 1.0 - t * (1.0 - 2.0 * self.fw / self.width)
+
+    def depth_m(self, t: float) -> float:
+        """Depth of the cross-section at ``t``, metres."""
+        return self.near_m / self.scale(t)
+
+    def px(self, metres: float, t: float) -> float:
+        """Image size in pixels of ``metres`` facing the camera at depth ``t``."""
+        return metres * self.focal / self.depth_m(t)
 
     def section(self, t: float) -> tuple[float, float, float, float]:
         """left, top, right, bottom of the cross-section at depth t."""

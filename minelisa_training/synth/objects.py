@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .camera import PERSON_HEIGHT_M
 from .geometry import Paint, Roadway, Shape, circle, rect, thick_polyline
 from .paint import jitter, solid, stripes
 
@@ -37,9 +38,8 @@ CLASS_PRESENCE = {
 
 def _person(rng, road: Roadway) -> list[Shape]:
     t = rng.uniform(0.05, 0.6)
-    s = road.scale(t)
     x, y = road.floor_point(t, rng.uniform(0.25, 0.75))
-    hgt = road.height * 0.42 * s * rng.uniform(0.85, 1.1)
+    hgt = road.px(PERSON_HEIGHT_M * rng.uniform(0.85, 1.1), t)
     wid = hgt * 0.3
     vest = stripes(
         rng,
@@ -82,7 +82,7 @@ def _cable(rng, road: Roadway) -> list[Shape]:
         v = base_v + 0.05 * k + 0.06 * np.sin(ts * rng.uniform(6, 14) + rng.uniform(0, 6)) ** 2
         pts = np.array([road.wall_point(side, t, vv) for t, vv in zip(ts, v)])
         thick = np.maximum(road.height * 0.008 * np.array([road.scale(t) for t in ts]), 1.0)
-        shapes.append(Shape("cable", thick_polyline(pts, thick), solid(rng, colour, 6), 0.3))
+        shapes.append(Shape("cable", thick_polyline(pts, thick), solid(rng, colour, 6), None))
     return shapes
 
 
@@ -102,7 +102,7 @@ def _tube(rng, road: Roadway) -> list[Shape]:
         return base * (0.45 + 0.75 * (1 - u**2))[..., None]  # cylinder highlight along the axis
 
     pts = np.array([[x0, y0 - r0], [x1, y1 - r1], [x1, y1 + r1], [x0, y0 + r0]])
-    return [Shape("tube", pts, paint, 0.35)]
+    return [Shape("tube", pts, paint, None)]
 
 
 def _indicator(rng, road: Roadway) -> list[Shape]:
@@ -327,7 +327,7 @@ def _rail(rng, road):
         grain = np.random.default_rng(seed).standard_normal(Y.shape, dtype=np.float32)
         return out + 10 * grain[..., None]
 
-    return [Shape("rail area", np.array([[ax, ay], [bx, ay], [dx, cy], [cx, cy]]), paint, 0.5)]
+    return [Shape("rail area", np.array([[ax, ay], [bx, ay], [dx, cy], [cx, cy]]), paint, None)]
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator, Roadway], list[Shape]]] = {

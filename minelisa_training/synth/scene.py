@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .. import museg
+from .camera import MAX_RANGE_M, NEAR_M, synth_intrinsics
 from .geometry import Roadway, Shape, polygon_area
 from .objects import CLASS_PRESENCE, GENERATORS
 from .paint import jitter, rock
@@ -46,7 +47,7 @@ class Scene:
     image: np.ndarray  # uint8 RGB [H, W, 3]
     shapes: list[dict] = field(default_factory=list)  # Labelme shapes, draw order
     label: np.ndarray | None = None  # uint8 [H, W]
-    depth: np.ndarray | None = None  # uint16 [H, W]
+    depth: np.ndarray | None = None  # uint16 [H, W] mm, the camera of ``camera.synth_intrinsics``
 
 
 def render_scene(
@@ -91,14 +92,14 @@ def _group_layout(
     rng: np.random.Generator, width: int, height: int, featured: str | None
 ) -> tuple[Roadway, list[tuple[str, list[Shape]]]]:
     """The roadway and the objects (by class, painter's order) of a capture group."""
-    road = Roadway(
-        width,
-        height,
-        width * rng.uniform(0.42, 0.58),
-        height * rng.uniform(0.36, 0.48),
-        width * rng.uniform(0.08, 0.14),
-        height * rng.uniform(0.07, 0.11),
-    )
+    vx, vy = width * rng.uniform(0.42, 0.58), height * rng.uniform(0.36, 0.48)
+    fw = width * rng.uniform(0.08, 0.14)
+    # The far section has the image's aspect ratio (a pinhole view of a straight
+    # roadway). The draw that used to set its height is still made, so that the
+    # objects of a capture group come from the same random stream as before.
+    rng.uniform(0.07, 0.11)
+    intr = synth_intrinsics(width, height)
+    road = Roadway(width, height, vx, vy, fw, fw * height / width, intr.fx, NEAR_M)
     present = [c for c, p in CLASS_PRESENCE.items() if rng.random() < p or c == featured]
     return road, [(c, GENERATORS[c](rng, road)) for c in present]
 
@@ -139,6 +140,7 @@ def _paint_shapes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Paint each shape where it owns the pixels (in place); returns (label map, lamps)."""
     height, width = Y.shape
+    surface = depth.copy()  # the roadway's own depth, for shapes that lie on it
     # Ownership map: which shape each pixel shows (0 = none), by Labelme's draw order.
     owner_img = Image.new("I", (width, height), 0)
     draw = ImageDraw.Draw(owner_img)
@@ -157,7 +159,10 @@ def _paint_shapes(
         # Paint functions work in layout coordinates: undo the camera shake.
         patch = s.paint(Y[y0:y1, x0:x1] - shift[1], X[y0:y1, x0:x1] - shift[0])
         image[y0:y1, x0:x1][sub] = patch[sub]
-        depth[y0:y1, x0:x1][sub] = 1500.0 / road.scale(s.depth_t)
+        if s.depth_t is None:
+            depth[y0:y1, x0:x1][sub] = surface[y0:y1, x0:x1][sub]
+        else:
+            depth[y0:y1, x0:x1][sub] = 1000.0 * road.depth_m(s.depth_t)
         if s.emissive:
             lamps[y0:y1, x0:x1] |= sub
     return class_of[owner], lamps
@@ -187,14 +192,16 @@ def _light(
 
 
 def _depth_sensor(rng: np.random.Generator, depth: np.ndarray) -> np.ndarray:
-    """Depth sensor: ~1% noise, dropouts at random pixels and beyond 15 m; uint16 mm."""
+    """Depth sensor: ~1% noise, dropouts at random pixels and beyond its range; uint16 mm."""
     depth *= 1.0 + 0.01 * rng.standard_normal(depth.shape, dtype=np.float32)
-    depth[(depth > 15000) | (rng.random(depth.shape, dtype=np.float32) < 0.015)] = 0
-    return np.clip(depth, 0, 65535).astype(np.uint16)
+    dropout = rng.random(depth.shape, dtype=np.float32) < 0.015
+    depth[(depth > 1000.0 * MAX_RANGE_M) | dropout] = 0
+    return np.rint(np.clip(depth, 0, 65535)).astype(np.uint16)
 
 
 def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.ndarray):
-    """Rock surfaces (floor darker, roof lighter, dark far end) and their depth in mm."""
+    """Rock surfaces (floor darker, roof lighter, dark far end) and their depth in mm
+    (along the optical axis; the far end, open roadway, has none)."""
     h, w = Y.shape
     # The far cross-section: left, top, right, bottom.
     fl, ft, fr, fb = road.vx - road.fw, road.vy - road.fh, road.vx + road.fw, road.vy + road.fh
@@ -214,6 +221,6 @@ def _paint_roadway(rng, road: Roadway, style: MineStyle, Y: np.ndarray, X: np.nd
     gain = np.array([0.7, 1.1, 1.0, 0.95], np.float32)[surface]
     image = rock(rng, h, w, style.rock) * gain[..., None]
     image[far] *= 0.15
-    depth = 1500.0 / (1.0 - tt * (1.0 - 2.0 * road.fw / road.width))
+    depth = 1000.0 * road.near_m / (1.0 - tt * (1.0 - 2.0 * road.fw / road.width))
     depth[far] = 0
     return image.astype(np.float32), depth.astype(np.float32)

@@ -4,7 +4,7 @@ Every path comes from ``museg.Layout``, the object the reader uses, so what is
 written here is what the reader finds. Frames come in capture groups inside mines
 (ids in MUSeg's format from ``make_ids``); the official split is capture-group
 disjoint and written last, as ``Experiment/DatasetSplit.zip`` (atomically: a dataset
-with a split file is complete). Everything is drawn from ``numpy.random.default_rng``
+with a split file is complete), after the camera's ``Experiment/intrinsics.json``. Everything is drawn from ``numpy.random.default_rng``
 streams keyed by (seed, mine, group, frame) and written with fixed encoder settings
 and zip timestamps: the same seed gives the same bytes.
 """
@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import museg
 from ..fileio import atomic_write
+from .camera import intrinsics_json
 from .config import SynthConfig
 from .objects import CLASS_PRESENCE
 from .scene import Scene, mine_style, render_scene
@@ -149,6 +150,9 @@ def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: b
         )
         _write_image(layout.record(image_id, mine), scene, cfg, palette)
 
+    camera = json.dumps(intrinsics_json(cfg.width, cfg.height), indent=2) + "\n"
+    layout.experiment_dir.mkdir(parents=True, exist_ok=True)
+    layout.intrinsics_path.write_text(camera, encoding="utf-8")
     records = [layout.record(i, m) for m, _, i in ids]
     split = museg.group_split(records, cfg.val_fraction, cfg.seed)
     names = museg.SPLIT_NAMES
