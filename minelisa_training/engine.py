@@ -36,6 +36,7 @@ from .model_options import MODES, ModelOptions
 from .modeling.lisa import MineLisaModel
 from .prefix import build_prefix
 from .prompts import DEFAULT_ANSWER
+from .quantization import quantize_language_model
 from .results import (
     RESERVED_TOKENS,
     EncodedImage,
@@ -104,6 +105,7 @@ class SegmentationEngine:
         dtype: str | None = None,
         mode: str = "fast",
         max_new_tokens: int = 64,
+        quantize: str = "none",
     ) -> SegmentationEngine:
         """Load a bundle, a LISA release or a base LLaVA + SAM checkpoint from local files.
 
@@ -115,10 +117,11 @@ class SegmentationEngine:
             dtype: ``fp32``, ``fp16``, ``bf16``; None/``auto``: fp16 on CUDA, fp32 on CPU.
             mode: default answer mode.
             max_new_tokens: chat-mode generation cap.
+            quantize: LLM decoder-layer linears in ``none``, ``int8``, ``int4`` (`quantization`).
 
         Raises:
             CheckpointError: the files cannot be loaded (the message names what is missing).
-            InvalidInputError: an unknown device, dtype or mode, or CUDA where none is.
+            InvalidInputError: a bad device, dtype, mode or quantize; no CUDA or bitsandbytes.
         """
         torch_device = resolve_device(device)
         loaded = load_model(
@@ -129,7 +132,7 @@ class SegmentationEngine:
             dtype=resolve_dtype_name(dtype, torch_device),
         )
         return cls(
-            loaded.model,
+            quantize_language_model(loaded.model, quantize),
             loaded.tokenizer,
             mode=mode,
             max_new_tokens=max_new_tokens,
@@ -147,6 +150,7 @@ class SegmentationEngine:
             dtype=options.dtype,
             mode=options.mode,
             max_new_tokens=options.max_new_tokens,
+            quantize=options.quantize,
         )
 
     @property

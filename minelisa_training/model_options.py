@@ -17,6 +17,7 @@ from .errors import InvalidInputError
 from .runtime import DTYPES
 
 MODES = ("fast", "chat")
+QUANTIZE_MODES = ("none", "int8", "int4")  # minelisa_training.quantization
 MAX_NEW_TOKENS_RANGE = (1, 512)
 
 
@@ -72,6 +73,16 @@ MODEL_OPTIONS: tuple[OptionSpec, ...] = (
         choices=("auto", *DTYPES),
     ),
     OptionSpec(
+        "quantize",
+        "--quantize",
+        "quantize",
+        "none",
+        "LLM decoder-layer weights: none (the model dtype), int8 (LLM.int8(), ~1/2 of bf16) "
+        "or int4 (NF4, ~1/4); needs bitsandbytes (pip install 'minelisa[quantize]'); saves "
+        "GPU memory, is slower on a CPU",
+        choices=QUANTIZE_MODES,
+    ),
+    OptionSpec(
         "mode",
         "--mode",
         "answer_mode",
@@ -101,6 +112,7 @@ class ModelOptions:
     dtype: str = "auto"
     mode: str = "fast"
     max_new_tokens: int = 64
+    quantize: str = "none"  # last: positional construction keeps its meaning
 
     def __post_init__(self) -> None:
         if not str(self.path).strip():
@@ -108,6 +120,10 @@ class ModelOptions:
         if self.dtype not in ("auto", *DTYPES):
             raise InvalidInputError(
                 f"unknown dtype {self.dtype!r}: choose auto, {', '.join(DTYPES)}"
+            )
+        if self.quantize not in QUANTIZE_MODES:
+            raise InvalidInputError(
+                f"unknown quantization {self.quantize!r}: choose {', '.join(QUANTIZE_MODES)}"
             )
         if self.mode not in MODES:
             raise InvalidInputError(
