@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from . import museg, runtime
+from .depth import DepthErrorAccumulator, Intrinsics, load_aligned_depth
 from .fileio import atomic_write
 from .metrics import IoUAccumulator, score_pair
 from .visualization import overlay_mask
@@ -117,6 +118,8 @@ def evaluate(
     overlays_dir: str | Path | None = None,
     progress: bool = True,
     skipped: museg.SkipLog | None = None,
+    depth: bool = False,
+    intrinsics: Intrinsics | None = None,
 ) -> dict | None:
     """Run ``engine`` (a ``SegmentationEngine``) over ``samples`` and score them.
 
@@ -124,6 +127,10 @@ def evaluate(
     launcher with several processes (``runtime.world_size() > 1`` and a process group),
     each rank takes every N-th image and rank 0 merges the per-sample counts in the
     samples' order, so the report equals one process's; other ranks return None.
+
+    With ``depth``, the report also has ``"depth"``: per class, the error of each
+    predicted mask's median depth against its ground truth's on ``Depth/<id>.png``
+    (``depth.DepthErrorAccumulator``; with ``intrinsics`` also the 3D centroid error).
     """
     from tqdm import tqdm
 
@@ -132,7 +139,8 @@ def evaluate(
             Path(d).mkdir(parents=True, exist_ok=True)
     groups = list(enumerate(group_by_image(samples)))
     mine = groups[runtime.rank() :: runtime.world_size()]
-    shard = _Shard(class_map)
+    depth_acc = DepthErrorAccumulator(intrinsics, class_names=class_map.names) if depth else None
+    shard = _Shard(class_map, depth_acc)
     start = time.perf_counter()
     show = progress and runtime.is_main_process()
     bar = tqdm(
@@ -159,18 +167,27 @@ def evaluate(
         "per_sample_ms": 1000.0 * total / n if n else math.nan,
         "engine_ms_per_image": {k: v / n_images for k, v in engine_ms.items()} if n_images else {},
     }
-    return scorer.report(
+    report = scorer.report(
         timing=timing,
         skipped=skip_log.as_dict(),
         masks_dir=str(masks_dir) if masks_dir is not None else None,
     )
+    if depth:  # depth errors (issue 14): every rank's, merged
+        merged = DepthErrorAccumulator(intrinsics, class_names=class_map.names)
+        for s in shards:
+            merged.merge(s["depth"])
+        report["depth"] = merged.summary()
+    return report
 
 
 class _Shard:
     """What one process scores: per-sample rows keyed by image order, timings, skips."""
 
-    def __init__(self, class_map: museg.ClassMap) -> None:
+    def __init__(
+        self, class_map: museg.ClassMap, depth: DepthErrorAccumulator | None = None
+    ) -> None:
         self.class_map = class_map
+        self.depth = depth  # depth errors, when asked for (issue 14)
         self.scorer = _Scorer(class_map)
         self.order: list[int] = []  # image index of each row
         self.engine_ms: dict[str, float] = {}
@@ -184,6 +201,9 @@ class _Shard:
             self.skipped.add_error(exc)
             return
         results = engine.segment_batch(image, [s.instruction for s in group], timed=True)
+        depth_image = None
+        if self.depth is not None:  # None, and listed in skipped, when unreadable
+            depth_image = load_aligned_depth(record, label.shape, self.skipped)
         self.n_images += 1
         # The engine times each call once; every result of one call carries the same dict.
         for k, v in results[0].timings.items():
@@ -196,6 +216,9 @@ class _Shard:
                 )
             iou = self.scorer.add(sample, pred, label)
             self.order.append(index)
+            if depth_image is not None:
+                gt, _ = museg.target_masks(label, sample.class_id, self.class_map)
+                self.depth.add(pred, gt, depth_image, sample.class_name)
             if masks_dir is not None:
                 write_mask(mask_path(masks_dir, sample), pred)
             if overlays_dir is not None:
@@ -211,6 +234,7 @@ class _Shard:
             "engine_ms": self.engine_ms,
             "n_images": self.n_images,
             "skipped": self.skipped.entries,
+            "depth": self.depth.payload() if self.depth is not None else None,
         }
 
 

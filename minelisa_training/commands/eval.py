@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overlays", default=None, metavar="DIR", help="write one overlay JPEG per sample here"
     )
+    parser.add_argument(
+        "--depth",
+        action="store_true",
+        help="also report, per class, the error in metres of the predicted mask's median depth "
+        "against the ground truth's (Depth/<id>.png; 3D centroid errors too when "
+        "Experiment/intrinsics.json exists)",
+    )
     add_model_arguments(parser, chat=False)
     add_data_arguments(parser)
 
@@ -37,10 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .. import museg, runtime
+    from ..depth import format_depth_table
     from ..engine import SegmentationEngine
     from ..evaluation import evaluate, format_table, write_report
     from ..image_io import check_output_file
-    from .. import runtime
     from ..model_options import ModelOptions
     from .data_args import load_samples
 
@@ -52,8 +60,16 @@ def run(args: argparse.Namespace) -> int:
     runtime.init_distributed()  # under torchrun: each rank evaluates every N-th image
     engine = SegmentationEngine.from_options(options)
     masks = Path(args.masks) if args.masks else out.with_name(out.stem + "_masks")
+    intrinsics = museg.read_intrinsics(args.data) if args.depth else None
     report = evaluate(
-        engine, samples, class_map, masks_dir=masks, overlays_dir=args.overlays, skipped=skipped
+        engine,
+        samples,
+        class_map,
+        masks_dir=masks,
+        overlays_dir=args.overlays,
+        skipped=skipped,
+        depth=args.depth,
+        intrinsics=intrinsics,
     )
     if report is None:  # another rank writes the report
         return 0
@@ -61,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     report.update(split=split, data=str(args.data), class_map=class_map.source, model=model)
     write_report(report, out)
     print(format_table(report))
+    if "depth" in report:
+        print(format_depth_table(report["depth"]))
     print(f"report: {out}\nmasks: {masks}")
     return 0
 

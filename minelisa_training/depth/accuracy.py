@@ -9,7 +9,8 @@ the wall behind). This measures the second number directly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,13 +35,16 @@ class _ClassErrors:
     pred_without_depth: int = 0
 
     def summary(self) -> dict:
-        err = np.abs(np.asarray(self.errors, dtype=np.float64))
-        cen = np.asarray(self.centroid_errors, dtype=np.float64)
+        # Sorted before summing: the same errors give the same bits in any order, so
+        # merging the ranks of a distributed evaluation matches one process exactly.
+        signed = np.sort(np.asarray(self.errors, dtype=np.float64))
+        err = np.sort(np.abs(signed))
+        cen = np.sort(np.asarray(self.centroid_errors, dtype=np.float64))
         return {
             "n": len(self.errors),
             "mean_abs_error_m": float(err.mean()) if err.size else math.nan,
             "median_abs_error_m": float(np.median(err)) if err.size else math.nan,
-            "mean_error_m": float(np.mean(self.errors)) if self.errors else math.nan,
+            "mean_error_m": float(signed.mean()) if signed.size else math.nan,
             "mean_centroid_error_m": float(cen.mean()) if cen.size else math.nan,
             "median_centroid_error_m": float(np.median(cen)) if cen.size else math.nan,
             "gt_without_depth": self.gt_without_depth,
@@ -60,9 +64,15 @@ class DepthErrorAccumulator:
     miss, counted as ``pred_without_depth`` and not in the errors.
     """
 
-    def __init__(self, intrinsics: Intrinsics | None = None, erode_px: int = 3) -> None:
+    def __init__(
+        self,
+        intrinsics: Intrinsics | None = None,
+        erode_px: int = 3,
+        class_names: Sequence[str] = (),
+    ) -> None:
         self.intrinsics = intrinsics
         self.erode_px = erode_px
+        self.class_names = list(class_names)  # the summary's order (then first seen)
         self._classes: dict[str, _ClassErrors] = {}
         self._all = _ClassErrors()
 
@@ -95,13 +105,29 @@ class DepthErrorAccumulator:
     def __len__(self) -> int:
         return len(self._all.errors)
 
+    def payload(self) -> dict:
+        """Everything added so far as plain data, for ``merge`` in another process."""
+        return {name: asdict(c) for name, c in self._classes.items()}
+
+    def merge(self, payload: dict) -> None:
+        """Add another accumulator's ``payload`` (same settings) to this one."""
+        for name, data in payload.items():
+            theirs = _ClassErrors(**data)
+            for bucket in (self._classes.setdefault(name, _ClassErrors()), self._all):
+                bucket.errors.extend(theirs.errors)
+                bucket.centroid_errors.extend(theirs.centroid_errors)
+                bucket.gt_without_depth += theirs.gt_without_depth
+                bucket.pred_without_depth += theirs.pred_without_depth
+
     def summary(self) -> dict:
         """``{"per_class": {name: row}, "all": row, "erode_px", "intrinsics"}``; a row has
         ``n``, ``mean_abs_error_m``, ``median_abs_error_m``, ``mean_error_m`` (signed),
         ``mean_centroid_error_m``, ``median_centroid_error_m`` (NaN without intrinsics),
         ``gt_without_depth`` and ``pred_without_depth``."""
+        order = [n for n in self.class_names if n in self._classes]
+        order += [n for n in self._classes if n not in order]
         return {
-            "per_class": {name: c.summary() for name, c in self._classes.items()},
+            "per_class": {name: self._classes[name].summary() for name in order},
             "all": self._all.summary(),
             "erode_px": self.erode_px,
             "intrinsics": self.intrinsics.as_dict() if self.intrinsics is not None else None,
