@@ -28,6 +28,7 @@ import numpy as np
 
 from . import museg, runtime
 from .depth import DepthErrorAccumulator, Intrinsics, load_aligned_depth
+from .errors import DataError
 from .fileio import atomic_write
 from .metrics import IoUAccumulator, score_pair
 from .visualization import overlay_mask
@@ -272,11 +273,11 @@ def score_masks(
 
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
-        raise FileNotFoundError(f"prediction folder {pred_dir} does not exist")
+        raise DataError(f"prediction folder {pred_dir} does not exist")
     skipped = skipped if skipped is not None else museg.SkipLog()
     scorer = _Scorer(class_map)
     missing: list[str] = []
-    unreadable: list[dict[str, str]] = []
+    unreadable = museg.SkipLog()
     start = time.perf_counter()
     bar = tqdm(total=len(samples), desc="scoring", unit="mask", disable=not progress)
     for record, group in group_by_image(samples):
@@ -295,7 +296,7 @@ def score_masks(
                 try:
                     pred = read_mask(path, label.shape)
                 except museg.SampleLoadError as exc:
-                    unreadable.append({"path": exc.path, "reason": exc.reason})
+                    unreadable.add_error(exc)
             scorer.add(sample, pred, label)
         bar.update(len(group))
     bar.close()
@@ -303,7 +304,7 @@ def score_masks(
         timing={"total_s": time.perf_counter() - start},
         skipped=skipped.as_dict(),
         missing_predictions={"count": len(missing), "keys": missing},
-        unreadable_predictions={"count": len(unreadable), "files": unreadable},
+        unreadable_predictions=unreadable.as_dict(),
         pred_dir=str(pred_dir),
     )
 

@@ -7,6 +7,7 @@ from PIL import Image
 
 from data_fixtures import synth_copy, synth_data  # noqa: F401
 from minelisa_training import evaluation, museg
+from minelisa_training.errors import DataError
 from minelisa_training.cli import main as cli_main
 from minelisa_training.engine import SegmentationEngine
 
@@ -24,17 +25,37 @@ def test_eval_and_score_agree(tiny_bundle, synth_data, tmp_path):
     root, _ = synth_data
     report_path, masks = tmp_path / "eval.json", tmp_path / "masks"
     common = ["--data", str(root), "--split", "val", "--limit", "2", "--negatives", "0.5"]
-    assert cli_main(["eval", "--model", str(tiny_bundle), "--out", str(report_path), "--masks", str(masks),
-                     "--overlays", str(tmp_path / "ov"), *common]) == 0
+    assert (
+        cli_main(
+            [
+                "eval",
+                "--model",
+                str(tiny_bundle),
+                "--out",
+                str(report_path),
+                "--masks",
+                str(masks),
+                "--overlays",
+                str(tmp_path / "ov"),
+                *common,
+            ]
+        )
+        == 0
+    )
     ev = json.loads(report_path.read_text())
     samples = _val_samples(root, 2, negative_fraction=0.5, seed=0)
     assert ev["n_samples"] == len(samples) > 0 and ev["n_no_target"] > 0
     assert sorted(p.stem for p in masks.glob("*.png")) == sorted(s.key for s in samples)
     assert len(list((tmp_path / "ov").glob("*.jpg"))) == len(samples)
     assert ev["split"]["name"] == "val" and ev["model"]["path"] == str(tiny_bundle)
-    assert ev["timing"]["n_images"] == 2 and ev["timing"]["engine_ms_per_image"]["sam_encoder_ms"] > 0
+    assert (
+        ev["timing"]["n_images"] == 2 and ev["timing"]["engine_ms_per_image"]["sam_encoder_ms"] > 0
+    )
 
-    assert cli_main(["score", "--pred", str(masks), "--out", str(tmp_path / "score.json"), *common]) == 0
+    assert (
+        cli_main(["score", "--pred", str(masks), "--out", str(tmp_path / "score.json"), *common])
+        == 0
+    )
     sc = json.loads((tmp_path / "score.json").read_text())
     for key in ("giou", "ciou", "n_samples", "n_no_target", "no_target_accuracy", "per_class"):
         assert sc[key] == ev[key], key
@@ -56,7 +77,9 @@ def test_evaluate_encodes_each_image_once_and_skips_bad_images(tiny, synth_copy)
     model, tok = tiny
     engine = SegmentationEngine(model, tok)
     calls = [0]
-    model.visual_model.image_encoder.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    model.visual_model.image_encoder.register_forward_hook(
+        lambda *_: calls.__setitem__(0, calls[0] + 1)
+    )
     samples = _val_samples(synth_copy, 3)
     images = list(dict.fromkeys(s.image_id for s in samples))
     bad = next(s.record for s in samples if s.image_id == images[1])
@@ -64,7 +87,9 @@ def test_evaluate_encodes_each_image_once_and_skips_bad_images(tiny, synth_copy)
     bad.image_path.write_bytes(data[: len(data) // 2])
     report = evaluation.evaluate(engine, samples, progress=False)
     assert calls[0] == len(images) - 1
-    assert report["skipped"]["count"] == 1 and report["skipped"]["files"][0]["path"] == str(bad.image_path)
+    assert report["skipped"]["count"] == 1 and report["skipped"]["files"][0]["path"] == str(
+        bad.image_path
+    )
     assert report["n_samples"] == sum(1 for s in samples if s.image_id != bad.image_id)
     # Same numbers as instruction-by-instruction inference (batch 1), on a few samples.
     good = [s for s in samples if s.image_id != bad.image_id][:3]
@@ -83,7 +108,9 @@ def test_evaluate_encodes_each_image_once_and_skips_bad_images(tiny, synth_copy)
         acc_ious.append(1.0 if u == 0 else np.logical_and(pred, gt).sum() / u)
     # Batched and single decoding round differently: a pixel whose logit is ~0 may
     # flip (the engine tests allow <= 10 px); 1e-3 of IoU is a few pixels here.
-    np.testing.assert_allclose([r["iou"] for r in report["samples"][:3]], acc_ious, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(
+        [r["iou"] for r in report["samples"][:3]], acc_ious, rtol=0, atol=1e-3
+    )
 
 
 def test_score_ground_truth_missing_and_bad_masks(synth_data, tmp_path):
@@ -95,7 +122,9 @@ def test_score_ground_truth_missing_and_bad_masks(synth_data, tmp_path):
     for s in samples:
         evaluation.write_mask(pred_dir / f"{s.key}.png", labels[s.image_id] == s.class_id)
     perfect = evaluation.score_masks(pred_dir, samples, progress=False)
-    assert perfect["giou"] == 1.0 and perfect["ciou"] == 1.0 and perfect["n_samples"] == len(samples)
+    assert (
+        perfect["giou"] == 1.0 and perfect["ciou"] == 1.0 and perfect["n_samples"] == len(samples)
+    )
 
     # Missing file -> empty mask (IoU 0 for a positive sample), reported by key.
     gone = samples[0]
@@ -110,13 +139,16 @@ def test_score_ground_truth_missing_and_bad_masks(synth_data, tmp_path):
     Image.fromarray(pred.astype(np.uint8)).save(pred_dir / f"{grown.key}.png")
     rep = evaluation.score_masks(pred_dir, samples, progress=False)
     assert rep["missing_predictions"] == {"count": 1, "keys": [gone.key]}
-    assert rep["unreadable_predictions"]["count"] == 1 and wrong.key in rep["unreadable_predictions"]["files"][0]["path"]
+    assert (
+        rep["unreadable_predictions"]["count"] == 1
+        and wrong.key in rep["unreadable_predictions"]["files"][0]["path"]
+    )
     rows = {r["key"]: r for r in rep["samples"]}
     assert rows[gone.key]["iou"] == 0.0 and rows[wrong.key]["iou"] == 0.0
     assert rows[grown.key]["iou"] == pytest.approx(gt.sum() / pred.sum())
     expected = (len(samples) - 3 + rows[grown.key]["iou"]) / len(samples)
     assert rep["giou"] == pytest.approx(expected)
-    with pytest.raises(FileNotFoundError, match="prediction folder"):
+    with pytest.raises(DataError, match="prediction folder"):
         evaluation.score_masks(tmp_path / "nope", samples)
 
 
@@ -125,8 +157,24 @@ def test_score_cli_report_and_table(synth_data, tmp_path, capsys):
     pred_dir = tmp_path / "empty_pred"
     pred_dir.mkdir()
     out = tmp_path / "r.json"
-    assert cli_main(["score", "--pred", str(pred_dir), "--data", str(root), "--split-scheme", "mines",
-                     "--val-mines", "2", "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "score",
+                "--pred",
+                str(pred_dir),
+                "--data",
+                str(root),
+                "--split-scheme",
+                "mines",
+                "--val-mines",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rep = json.loads(out.read_text())  # valid JSON (no NaN)
     assert rep["giou"] == 0.0 and rep["missing_predictions"]["count"] == rep["n_samples"] > 0
     assert rep["split"]["scheme"] == "mines(val=2)"
@@ -149,7 +197,39 @@ def test_overlay_marks_prediction_and_outline():
 
 
 def test_cli_errors_are_specific(tmp_path, capsys):
-    assert cli_main(["score", "--pred", str(tmp_path), "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.json")]) == 2
+    assert (
+        cli_main(
+            [
+                "score",
+                "--pred",
+                str(tmp_path),
+                "--data",
+                str(tmp_path / "none"),
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
     assert cli_main(["museg", "check", str(tmp_path), "--classes", str(tmp_path / "c.txt")]) == 2
     assert "classes file" in capsys.readouterr().err
+
+
+def test_score_refuses_when_no_prediction_can_be_read(synth_data, tmp_path, capsys):
+    root, _ = synth_data
+    args = ["--data", str(root), "--split-scheme", "mines", "--val-mines", "2"]
+    samples = museg.build_samples(
+        root, "val", museg.SplitOptions(scheme="mines", val_mines=("2",))
+    ).samples
+    pred_dir = tmp_path / "wrong_size"
+    pred_dir.mkdir()
+    for s in samples:  # every mask 7x5 pixels: none matches its image
+        evaluation.write_mask(evaluation.mask_path(pred_dir, s), np.ones((5, 7), bool))
+    out = tmp_path / "r.json"
+    out.write_text("old report")
+    assert cli_main(["score", "--pred", str(pred_dir), *args, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "unreadable prediction" in captured.out
+    assert f"none of the {len(samples)} predictions" in captured.err
+    assert out.read_text() == "old report"  # nothing written over the old report

@@ -9,6 +9,7 @@ from PIL import Image
 
 from minelisa_training import museg, synth
 from minelisa_training.cli import main as cli_main
+from minelisa_training.errors import DataError
 
 
 def _labels(root):
@@ -49,7 +50,7 @@ def test_classes_file(tmp_path):
     dup.write_text("background\nRock\nrock\n")
     with pytest.raises(ValueError, match="duplicate"):
         museg.ClassMap.from_file(dup)
-    with pytest.raises(FileNotFoundError, match="classes file"):
+    with pytest.raises(DataError, match="classes file"):
         museg.load_class_map(tmp_path / "nope.txt")
 
 
@@ -67,7 +68,7 @@ def test_scan_counts(synth_data):  # noqa: F811
     assert per_mine == summary["per_mine"]
     # The parent of the MUSeg folder works too.
     assert list(museg.scan(root.parent)) == list(records)
-    with pytest.raises(FileNotFoundError, match="NN-Mine"):
+    with pytest.raises(DataError, match="NN-Mine"):
         museg.find_root(root / "01-Mine")
 
 
@@ -91,7 +92,7 @@ def test_official_split_zip_and_text(synth_data, synth_copy):  # noqa: F811
 
 def test_missing_split_is_a_clear_error(synth_copy):  # noqa: F811
     (synth_copy / "Experiment" / "DatasetSplit.zip").unlink()
-    with pytest.raises(FileNotFoundError, match="groups"):
+    with pytest.raises(DataError, match="groups"):
         museg.read_split(synth_copy, "val")
     (synth_copy / "Experiment" / "DatasetSplit.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a readable zip"):

@@ -172,7 +172,10 @@ def _plan_hf(
 ) -> _Plan:
     path, sources = found.path, [(f, map_lisa_key) for f in found.files]
     if found.format == "lisa":
-        sam_cfg = infer_sam_geometry(found.shapes, prefix="model.visual_model.")
+        try:
+            sam_cfg = infer_sam_geometry(found.shapes, prefix="model.visual_model.")
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: {exc.args[0]}") from None
     else:
         if sam_checkpoint is None:
             raise CheckpointError(
@@ -182,7 +185,10 @@ def _plan_hf(
         sam_file = Path(sam_checkpoint)
         if not sam_file.is_file():
             raise CheckpointError(f"SAM checkpoint not found: {sam_file}")
-        sam_cfg = infer_sam_geometry(read_weights(sam_file))
+        try:
+            sam_cfg = infer_sam_geometry(read_weights(sam_file))
+        except KeyError as exc:
+            raise CheckpointError(f"{sam_file}: {exc.args[0]}") from None
         sources.append((sam_file, lambda k: SAM_PTH_PREFIX + k))
     try:
         config = MineLisaConfig.from_lisa_config(found.meta, sam=sam_cfg)

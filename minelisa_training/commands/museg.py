@@ -39,16 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from .. import museg
     from ..fileio import atomic_write
 
-    try:
-        class_map = museg.load_class_map(args.classes)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"minelisa museg check: {exc}", file=sys.stderr)
-        return 2
+    class_map = museg.load_class_map(args.classes)
     report = museg.check(args.dir, class_map)
     print(report.format(max_items=args.max_items))
     if args.json:

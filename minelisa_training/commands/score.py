@@ -26,17 +26,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
+    from ..errors import DataError
     from ..evaluation import format_table, score_masks, write_report
     from .data_args import load_samples
 
-    try:
-        samples, class_map, split, skipped = load_samples(args)
-        report = score_masks(args.pred, samples, class_map, skipped=skipped)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"minelisa score: {exc}", file=sys.stderr)
-        return 2
+    samples, class_map, split, skipped = load_samples(args)
+    report = score_masks(args.pred, samples, class_map, skipped=skipped)
+    missing = report["missing_predictions"]["count"]
+    unreadable = report["unreadable_predictions"]
+    n = report["n_samples"]
+    if missing:
+        print(f"minelisa score: {missing} of {n} predictions missing (scored as empty masks)")
+    for entry in unreadable["files"][:5]:
+        print(f"minelisa score: unreadable prediction {entry['path']}: {entry['reason']}")
+    if unreadable["count"] > 5:
+        print(f"minelisa score: ... {unreadable['count'] - 5} more unreadable (see the report)")
+    if unreadable["count"] and missing + unreadable["count"] >= n:
+        raise DataError(
+            f"none of the {n} predictions in {args.pred} could be scored ({missing} missing, "
+            f"{unreadable['count']} unreadable or of the wrong size); no report written"
+        )
     report.update(split=split, data=str(args.data), class_map=class_map.source)
     write_report(report, args.out)
     print(format_table(report))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SampleLoadError
+from ..errors import DataError, SampleLoadError
 from .classes import IGNORE_VALUE, ORDER_A, ClassMap
 from .labelme import derive_class_map, match_order, order_verdict, read_polygons, shape_label_votes
 from .layout import DEPTH_DIR, MINE_SUBDIRS, ImageRecord, Layout, capture_group, label_id
@@ -124,7 +124,7 @@ def check(root: str | Path, class_map: ClassMap = ORDER_A, progress: bool = True
     report = CheckReport(root=str(root), class_map=class_map.source)
     try:
         layout = Layout.find(root)
-    except FileNotFoundError as exc:
+    except DataError as exc:
         report.fatal.append(str(exc))
         return report
     report.root = str(layout.root)

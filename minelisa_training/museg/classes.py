@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError
+
 IGNORE_VALUE = 255
 
 # Order A: the dataset documentation (the default).
@@ -65,15 +67,15 @@ class ClassMap:
 
     def __post_init__(self) -> None:
         if len(self.names) < 2:
-            raise ValueError("a class map needs background plus at least one class")
+            raise DataError("a class map needs background plus at least one class")
         if len(self.names) > IGNORE_VALUE:
-            raise ValueError(
+            raise DataError(
                 f"at most {IGNORE_VALUE} classes fit a uint8 label map with {IGNORE_VALUE} = ignore"
             )
         keys = [normalize_class_name(n) for n in self.names]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         if dupes:
-            raise ValueError(f"duplicate class names in {self.source}: {dupes}")
+            raise DataError(f"duplicate class names in {self.source}: {dupes}")
 
     @property
     def num_classes(self) -> int:
@@ -103,17 +105,17 @@ class ClassMap:
         lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         lines = [ln for ln in lines if ln]
         if not lines:
-            raise ValueError(f"{path}: no class names")
+            raise DataError(f"{path}: no class names")
         numbered = [re.match(r"^(\d+)\s*[:,\t ]\s*(.+)$", ln) for ln in lines]
         if all(numbered):
             by_id = {int(m.group(1)): m.group(2).strip() for m in numbered if m}
             if sorted(by_id) != list(range(len(by_id))) or len(by_id) != len(lines):
-                raise ValueError(
+                raise DataError(
                     f"{path}: class ids must be unique and run 0..N-1, got {sorted(by_id)}"
                 )
             names = tuple(by_id[i] for i in range(len(by_id)))
         elif any(numbered):
-            raise ValueError(f"{path}: mix of 'ID NAME' and 'NAME' lines; use one form")
+            raise DataError(f"{path}: mix of 'ID NAME' and 'NAME' lines; use one form")
         else:
             names = tuple(lines)
         return cls(names, source=str(path))
@@ -134,7 +136,7 @@ def load_class_map(spec: str | Path | None) -> ClassMap:
         return ORDER_B
     path = Path(spec)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise DataError(
             f"classes file {path} not found (use A, B or a file with one class per line)"
         )
     return ClassMap.from_file(path)

@@ -202,13 +202,11 @@ def find_root(path: str | Path) -> Path:
     """The folder holding the ``NN-Mine`` folders: ``path`` itself or ``path/MUSeg``."""
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"MUSeg folder {path} does not exist")
+        raise DataError(f"MUSeg folder {path} does not exist")
     for candidate in (path, path / "MUSeg"):
         if candidate.is_dir() and mine_dirs(candidate):
             return candidate
-    raise FileNotFoundError(
-        f"{path} has no NN-Mine folders (expected e.g. {path}/01-Mine/Image/<id>.jpg)"
-    )
+    raise DataError(f"{path} has no NN-Mine folders (expected e.g. {path}/01-Mine/Image/<id>.jpg)")
 
 
 def mine_dirs(root: Path) -> dict[str, Path]:

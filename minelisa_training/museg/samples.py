@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SampleLoadError
+from ..errors import DataError, SampleLoadError
 from ..skips import SkipLog
 from .classes import ORDER_A, ClassMap
 from .layout import ImageRecord
@@ -60,10 +60,10 @@ def instruction_name(class_name: str) -> str:
 
 def _check_templates(templates: Sequence[str]) -> None:
     if not templates:
-        raise ValueError("no instruction templates")
+        raise DataError("no instruction templates")
     for t in templates:
         if "{class_name}" not in t:
-            raise ValueError(f"instruction template {t!r} lacks '{{class_name}}'")
+            raise DataError(f"instruction template {t!r} lacks '{{class_name}}'")
 
 
 def _presence_by_id(
@@ -138,7 +138,7 @@ def expand_samples(
     """
     _check_templates(templates)
     if negative_fraction < 0:
-        raise ValueError(f"negative_fraction must be >= 0, got {negative_fraction}")
+        raise DataError(f"negative_fraction must be >= 0, got {negative_fraction}")
     skipped = skipped if skipped is not None else SkipLog()
     rng = np.random.default_rng(seed)
     present_by_id = _presence_by_id(records, class_map, skipped, presence, progress)

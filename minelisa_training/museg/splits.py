@@ -61,7 +61,7 @@ def _read_split_zip(src: Path) -> dict[str, list[str]]:
             members = {Path(n).name: n for n in zf.namelist() if not n.endswith("/")}
             for name in SPLIT_NAMES:
                 if f"{name}.txt" not in members:
-                    raise FileNotFoundError(f"{src} has no {name}.txt (members: {sorted(members)})")
+                    raise DataError(f"{src} has no {name}.txt (members: {sorted(members)})")
                 text = zf.read(members[f"{name}.txt"]).decode("utf-8", errors="replace")
                 out[name] = _parse_split_text(text)
     except zipfile.BadZipFile as exc:
@@ -74,7 +74,7 @@ def read_official_split(root: str | Path) -> dict[str, list[str]]:
     root = find_root(root)
     src = split_source(root)
     if src is None:
-        raise FileNotFoundError(
+        raise DataError(
             f"no official split under {Layout(root).experiment_dir} (DatasetSplit.zip or "
             "train.txt/val.txt); use the capture-group split (--split-scheme groups) instead"
         )
@@ -99,9 +99,9 @@ def group_split(
     ``val_fraction=571/2818``).
     """
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if group_fields < 1:
-        raise ValueError(f"group_fields must be >= 1, got {group_fields}")
+        raise DataError(f"group_fields must be >= 1, got {group_fields}")
     key = {r.image_id: capture_group(r.image_id, group_fields) for r in records}
     by_group: dict[str, list[ImageRecord]] = defaultdict(list)
     for r in records:
@@ -129,15 +129,15 @@ def mine_split(
     """Held-out-mine split: val = the images of ``val_mines`` ("03" or "3"), train = the rest."""
     val = {mine_key(m) for m in val_mines}
     if not val:
-        raise ValueError("a held-out-mine split needs at least one validation mine")
+        raise DataError("a held-out-mine split needs at least one validation mine")
     present = {r.mine for r in records}
     missing = sorted(val - present)
     if missing:
-        raise ValueError(
+        raise DataError(
             f"validation mine(s) {missing} have no images (mines present: {sorted(present)})"
         )
     if present <= val:
-        raise ValueError("every mine is held out: nothing left to train on")
+        raise DataError("every mine is held out: nothing left to train on")
     return {
         "train": [r for r in records if r.mine not in val],
         "val": [r for r in records if r.mine in val],
@@ -191,7 +191,7 @@ def make_splits(root: str | Path, spec: SplitSpec = SplitSpec()) -> dict[str, li
         return group_split(list(records.values()), spec.val_fraction, spec.seed, spec.group_fields)
     if spec.scheme == "mines":
         return mine_split(list(records.values()), spec.val_mines)
-    raise ValueError(f"unknown split scheme {spec.scheme!r} ({', '.join(SCHEMES)})")
+    raise DataError(f"unknown split scheme {spec.scheme!r} ({', '.join(SCHEMES)})")
 
 
 def read_split(
@@ -201,5 +201,5 @@ def read_split(
     if split == "all":
         return list(scan(root).values())
     if split not in SPLIT_NAMES:
-        raise ValueError(f"unknown split {split!r} (train, val, all)")
+        raise DataError(f"unknown split {split!r} (train, val, all)")
     return make_splits(root, spec)[split]
