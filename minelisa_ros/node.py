@@ -61,6 +61,7 @@ from .interfaces import SegmentByInstruction
 from .model_errors import describe_model_error, free_accelerator_memory
 from .parameters import LiveSettings, NodeSettings
 from .publishing import Outputs, Publication, TopicWorker, mask_message
+from .standing import StandingRunner
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 SERVICE = "~/segment_by_instruction"
@@ -92,7 +93,6 @@ class MineLisaNode(LifecycleNode):
         self._no_frame = NoFrameWarning()
         self._model_state, self._model_message = "unloaded", ""
         self._active = False
-        self._standing_done = 0  # sequence number of the last frame the standing timer did
 
         # One group per concern: a slow service call must never hold back frames.
         self._camera_group = MutuallyExclusiveCallbackGroup()
@@ -104,6 +104,9 @@ class MineLisaNode(LifecycleNode):
         self._standing_timer = self._watchdog_timer = None
         self._outputs = Outputs(self, lambda: self._live)
         self._topics = TopicWorker(self._outputs.publish, self.get_logger())
+        self._standing = StandingRunner(
+            self._frames, self._gate, self._topics.submit, self._counters, self.get_logger()
+        )
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
             self._param("diagnostics_period"),
@@ -125,6 +128,8 @@ class MineLisaNode(LifecycleNode):
         if not any(p.name in parameters.LIVE_PARAMETERS for p in changed):
             return
         self._live = LiveSettings.read(self._param)
+        if any(p.name == parameters.STANDING for p in changed):
+            self._outputs.set_standing(self._live.standing, self._active)
         if self._active and any(p.name.startswith("standing_") for p in changed):
             self._start_standing_timer()
 
@@ -143,6 +148,7 @@ class MineLisaNode(LifecycleNode):
             self.get_logger().error(f"could not load the model: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._outputs.create()
+        self._outputs.set_standing(self._live.standing, active=False)
         self._service = self.create_service(
             SegmentByInstruction, SERVICE, self._on_segment, callback_group=self._service_group
         )
@@ -301,33 +307,7 @@ class MineLisaNode(LifecycleNode):
             )
 
     def _on_standing(self) -> None:
-        frame, live = self._frames.get(), self._live
-        if frame is None or frame.seq <= self._standing_done or not live.standing:
-            return
-        if live.max_frame_age > 0 and time.monotonic() - frame.received > live.max_frame_age:
-            return
-        if self._gate.busy:
-            return  # a service call is running: it has priority
-        try:
-            rgb, header = frame_image(
-                frame, self._image_topic(), live.max_frame_age, self._settings.qos_reliability
-            )
-            done = self._gate.try_segment_batch(rgb, live.standing)
-        except Exception as exc:
-            known = isinstance(exc, (RequestError, ImageConversionError))
-            message = str(exc) if known else describe_model_error(exc)
-            self.get_logger().warning(
-                f"standing instructions: {message}", throttle_duration_sec=10.0
-            )
-            return
-        if done is None:
-            return
-        self._standing_done = frame.seq
-        results, inference_ms = done
-        for result in results:
-            mask = mask_message(result, header)
-            self._topics.submit(Publication(result, rgb, mask, inference_ms, "standing"))
-        self._counters.standing_results(len(results))
+        self._standing.tick(self._live, self._image_topic(), self._settings.qos_reliability)
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _state_label(self) -> str:

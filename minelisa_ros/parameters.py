@@ -12,7 +12,8 @@ whenever one is set, so no callback reads a parameter itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,9 @@ NODE_PARAMETERS: tuple[NodeParameter, ...] = (
 )
 
 STANDING_DESCRIPTION = (
-    "Instructions segmented on the latest frame at standing_rate and published on "
-    "~/result, ~/mask and ~/overlay (empty: none). Settable at run time; an empty array "
+    "Instructions segmented on the latest frame at standing_rate; each is published on "
+    "~/standing/<slug>/mask and ~/standing/<slug>/overlay (slug: the text lower-cased, other "
+    "characters as '_'), all on ~/result (empty: none). Settable at run time; an empty array "
     "of any type clears it."
 )
 LIVE_PARAMETERS = ("max_frame_age", "standing_rate", "publish_overlay", "overlay_alpha", STANDING)
@@ -182,8 +184,32 @@ def coerce_standing(changed: list[Parameter]) -> list[Parameter]:
 
 
 def standing_instructions(value: Any) -> tuple[str, ...]:
-    """The non-blank standing instructions of a parameter value (None: unset)."""
-    return tuple(text.strip() for text in (value or ()) if text.strip())
+    """The standing instructions of a parameter value: stripped, blank ones and repeats
+    dropped, in their order."""
+    return tuple(dict.fromkeys(text.strip() for text in (value or ()) if text.strip()))
+
+
+def standing_slugs(instructions: Sequence[str], max_length: int = 40) -> list[str]:
+    """Topic-safe names for standing instructions, one each, all different.
+
+    Lower-case; every run of characters other than a-z and 0-9 becomes one '_'; no '_'
+    at either end; at most `max_length` characters; an 'i' in front when it would start
+    with a digit (ROS names cannot); 'instruction' when nothing is left; a name already
+    taken gets '_2', '_3', ...: "Segment the person!" -> segment_the_person.
+    """
+    taken: set[str] = set()
+    out = []
+    for text in instructions:
+        base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:max_length].rstrip("_")
+        base = base or "instruction"
+        if base[0].isdigit():
+            base = "i" + base
+        slug, n = base, 2
+        while slug in taken:
+            slug, n = f"{base}_{n}", n + 1
+        taken.add(slug)
+        out.append(slug)
+    return out
 
 
 @dataclass(frozen=True)

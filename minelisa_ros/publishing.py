@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from minelisa_training.visualization import overlay_mask
 
 from .image_conversion import fill_image, mask_to_mono8
 from .interfaces import ResultMsg
-from .parameters import LiveSettings
+from .parameters import LiveSettings, standing_slugs
 
 TOPIC_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -107,40 +107,95 @@ class TopicWorker:
         self._thread.join(timeout=5.0)
 
 
+@dataclass
+class _ImagePublishers:
+    mask: Any
+    overlay: Any
+
+
 class Outputs:
-    """The result publishers (lifecycle publishers: they publish only while active)."""
+    """The result publishers (lifecycle publishers: they publish only while active).
+
+    Service results go to ~/mask and ~/overlay; each standing
+    instruction's to ~/standing/<slug>/mask and ~/standing/<slug>/overlay; all to ~/result.
+    """
 
     def __init__(self, node: Any, live: Callable[[], LiveSettings]) -> None:
         self._node, self._live = node, live
-        self._lock = threading.Lock()  # publishers are replaced while the worker publishes
-        self._mask = self._overlay = self._result = None
+        self._lock = threading.Lock()  # publishers change while the worker publishes
+        self._service: _ImagePublishers | None = None
+        self._result = None
+        self._standing: dict[str, tuple[str, _ImagePublishers]] = {}  # text -> (slug, pubs)
+
+    def _pub(self, msg_type: Any, topic: str) -> Any:
+        return self._node.create_lifecycle_publisher(msg_type, topic, TOPIC_QOS)
 
     def create(self) -> None:
-        node = self._node
         with self._lock:
-            self._mask = node.create_lifecycle_publisher(Image, "~/mask", TOPIC_QOS)
-            self._overlay = node.create_lifecycle_publisher(Image, "~/overlay", TOPIC_QOS)
-            self._result = node.create_lifecycle_publisher(ResultMsg, "~/result", TOPIC_QOS)
+            self._service = _ImagePublishers(
+                self._pub(Image, "~/mask"),
+                self._pub(Image, "~/overlay"),
+            )
+            self._result = self._pub(ResultMsg, "~/result")
+
+    def set_standing(self, instructions: Sequence[str], active: bool) -> dict[str, str]:
+        """Publishers for exactly these standing instructions; returns text -> slug."""
+        wanted = dict(zip(instructions, standing_slugs(instructions)))
+        with self._lock:
+            for text, (slug, pubs) in list(self._standing.items()):
+                if self._result is None or wanted.get(text) != slug:
+                    self._destroy(pubs)
+                    del self._standing[text]
+            if self._result is None:  # not configured
+                return wanted
+            for text, slug in wanted.items():
+                if text not in self._standing:
+                    pubs = _ImagePublishers(
+                        self._pub(Image, f"~/standing/{slug}/mask"),
+                        self._pub(Image, f"~/standing/{slug}/overlay"),
+                    )
+                    if active:  # created after activation: enable them as activation did
+                        pubs.mask.on_activate(None)
+                        pubs.overlay.on_activate(None)
+                    self._standing[text] = (slug, pubs)
+        return wanted
+
+    def _destroy(self, pubs: _ImagePublishers) -> None:
+        for pub in (pubs.mask, pubs.overlay):
+            if pub is not None:
+                self._node.destroy_lifecycle_publisher(pub)
 
     def destroy(self) -> None:
         with self._lock:
-            for pub in (self._mask, self._overlay, self._result):
-                if pub is not None:
-                    self._node.destroy_lifecycle_publisher(pub)
-            self._mask = self._overlay = self._result = None
+            for _, pubs in self._standing.values():
+                self._destroy(pubs)
+            self._standing.clear()
+            if self._service is not None:
+                self._destroy(self._service)
+            if self._result is not None:
+                self._node.destroy_lifecycle_publisher(self._result)
+            self._service = self._result = None
 
     def publish(self, item: Publication) -> None:
-        """~/mask, ~/overlay (when subscribed) and ~/result (on the worker thread)."""
+        """One result on its image topics and ~/result (on the worker thread)."""
         live = self._live()
         with self._lock:
-            if self._mask is None:  # cleaned up meanwhile
+            if self._result is None:  # cleaned up meanwhile
                 return
-            self._mask.publish(item.mask)
-            if live.publish_overlay and self._overlay.get_subscription_count() > 0:
-                self._overlay.publish(
-                    overlay_message(
-                        item.rgb, item.result.mask, live.overlay_alpha, item.mask.header
-                    )
-                )
+            if item.source == "service":
+                images = self._service
+            else:
+                images = self._standing.get(item.result.instruction, (None, None))[1]
+            if images is not None:  # None: a standing instruction removed meanwhile
+                _publish_images(images, item, live)
             if self._result.get_subscription_count() > 0:
                 self._result.publish(result_message(item))
+
+
+def _publish_images(pubs: _ImagePublishers, item: Publication, live: LiveSettings) -> None:
+    pubs.mask.publish(item.mask)
+    if live.publish_overlay and pubs.overlay.get_subscription_count() > 0:
+        header = item.mask.header
+        pubs.overlay.publish(
+            overlay_message(item.rgb, item.result.mask, live.overlay_alpha, header)
+        )

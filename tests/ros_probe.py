@@ -61,35 +61,59 @@ class Probe:
         self.arrays: dict[str, np.ndarray] = {}
         self.report: dict = {"calls": {}}
         self.published: list[tuple[float, int]] = []  # (time, frame index)
-        self.topics: dict[str, list] = {"mask": [], "overlay": [], "result": [], "diagnostics": []}
+        self.topics: dict[str, list] = {"diagnostics": []}
         self._stream_stop = threading.Event()
         self._stream: threading.Thread | None = None
         if not self.client.wait_for_service(timeout_sec=60.0):
             raise TimeoutError("service did not appear")
 
     # -- recording ----------------------------------------------------------------
-    def record_topics(self) -> None:
+    def record_topics(self, standing_slugs: list[str] = ()) -> None:
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        for name, msg_type in (("mask", Image), ("overlay", Image), ("result", SegmentationResult)):
+        topics = [
+            ("mask", Image, "mask"),
+            ("overlay", Image, "overlay"),
+            ("result", SegmentationResult, "result"),
+            ("mask_compressed", CompressedImage, "mask/compressed"),
+        ]
+        for slug in standing_slugs:
+            for kind in ("mask", "overlay"):
+                topics.append((f"standing/{slug}/{kind}", Image, f"standing/{slug}/{kind}"))
+        for name, msg_type, topic in topics:
+            self.topics.setdefault(name, [])
             self.node.create_subscription(
-                msg_type, f"{self.node_name}/{name}", self._recorder(name), qos
+                msg_type, f"{self.node_name}/{topic}", self._recorder(name), qos
             )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
 
     def _recorder(self, name: str):
         def record(msg) -> None:
-            image = msg.mask if name == "result" else msg
             entry = {
                 "t": time.monotonic(),
-                "stamp": [image.header.stamp.sec, image.header.stamp.nanosec],
-                "frame_id": image.header.frame_id,
-                "encoding": image.encoding,
-                "size": [image.height, image.width],
-                "step": image.step,
-                "values": sorted(int(v) for v in np.unique(np.frombuffer(image.data, np.uint8)))
-                if name != "overlay"
-                else [],
+                "key": f"{name.replace('/', '__')}_{len(self.topics[name])}",
             }
+            if name == "mask_compressed":
+                entry.update(
+                    stamp=[msg.header.stamp.sec, msg.header.stamp.nanosec],
+                    frame_id=msg.header.frame_id,
+                    format=msg.format,
+                )
+                data = np.frombuffer(msg.data, np.uint8)
+                self.arrays[entry["key"]] = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+                self.topics[name].append(entry)
+                return
+            image = msg.mask if name == "result" else msg
+            pixels = np.frombuffer(image.data, np.uint8).reshape(image.height, image.step)
+            entry.update(
+                stamp=[image.header.stamp.sec, image.header.stamp.nanosec],
+                frame_id=image.header.frame_id,
+                encoding=image.encoding,
+                size=[image.height, image.width],
+                step=image.step,
+                values=[]
+                if image.encoding == "rgb8"
+                else sorted(int(v) for v in np.unique(pixels)),
+            )
             if name == "result":
                 entry.update(
                     instruction=msg.instruction,
@@ -97,12 +121,12 @@ class Probe:
                     answer=msg.answer,
                     header_stamp=[msg.header.stamp.sec, msg.header.stamp.nanosec],
                 )
-            if name == "overlay":
-                key = f"overlay_{len(self.topics['overlay'])}"
-                self.arrays[key] = (
-                    np.frombuffer(image.data, np.uint8).reshape(image.height, image.width, 3).copy()
+            if True:  # masks and overlays are small: keep every one
+                channels = 3 if image.encoding == "rgb8" else 1
+                shape = (image.height, image.width, channels)[: 2 if channels == 1 else 3]
+                self.arrays[entry["key"]] = (
+                    pixels[:, : image.width * channels].reshape(shape).copy()
                 )
-                entry["key"] = key
             self.topics[name].append(entry)
 
         return record
@@ -308,7 +332,7 @@ def scenario_no_frame(probe: Probe) -> None:
 
 def scenario_main(probe: Probe) -> None:
     spec = probe.spec
-    probe.record_topics()
+    probe.record_topics(spec["standing_slugs"])
     probe.start_stream()
     time.sleep(1.5)  # discovery + a steady stream
     probe.call("latest", probe.request(spec["instruction"]))
@@ -341,9 +365,11 @@ def scenario_main(probe: Probe) -> None:
         meanwhile=empty_instruction_while_the_model_is_busy,
     )
 
-    probe.set_parameters(standing_instructions=["segment the conveyor"], standing_rate=4.0)
+    probe.set_parameters(standing_instructions=spec["standing"], standing_rate=4.0)
+    window_start = time.monotonic()
     time.sleep(spec["standing_seconds"])
     probe.set_parameters(standing_rate=0.0)
+    probe.report["standing_window"] = [window_start, time.monotonic()]
     time.sleep(0.5)
 
     probe.report["deactivated"] = probe.transition(Transition.TRANSITION_DEACTIVATE)

@@ -37,6 +37,9 @@ MAX_FRAME_AGE = 1.0
 CONCURRENT = 4
 MAX_QUEUED = 1
 STAMP_BASE = 1000
+STANDING = ["segment the conveyor", "  Segment the PERSON! "]
+STANDING_TEXT = [text.strip() for text in STANDING]
+SLUGS = ["segment_the_conveyor", "segment_the_person"]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +109,8 @@ def run(tmp_path_factory, bundle):
             instruction=INSTRUCTION,
             concurrent=CONCURRENT,
             standing_seconds=4.0,
+            standing=STANDING,
+            standing_slugs=SLUGS,
             max_frame_age=MAX_FRAME_AGE,
         )
         comp = run_probe(
@@ -281,12 +286,41 @@ def test_topics_carry_results_with_source_headers(run):
     standing = [r for r in topics["result"] if r["source"] == "standing"]
     assert standing, "no standing-instruction results"
     assert all(
-        r["instruction"] == "segment the conveyor" and r["header_stamp"] == r["stamp"]
-        for r in standing
+        r["instruction"] in STANDING_TEXT and r["header_stamp"] == r["stamp"] for r in standing
     )
-    assert len({tuple(r["stamp"]) for r in standing}) == len(standing)  # one result per new frame
+    for text in STANDING_TEXT:  # one result per new frame and instruction
+        stamps = [tuple(r["stamp"]) for r in standing if r["instruction"] == text]
+        assert stamps and len(set(stamps)) == len(stamps), text
     service = [r for r in topics["result"] if r["source"] == "service"]
     assert any(r["instruction"] == INSTRUCTION for r in service)
+
+
+def test_each_standing_instruction_has_its_own_mask_and_overlay_topics(run):
+    """~/standing/<slug>/mask and .../overlay per instruction; ~/mask and ~/overlay carry only
+    service results, so standing masks no longer interleave there (#11.6)."""
+    topics = run.main["topics"]
+    for text, slug in zip(STANDING_TEXT, SLUGS):
+        masks = topics[f"standing/{slug}/mask"]
+        assert masks, f"nothing on ~/standing/{slug}/mask"
+        assert all(m["encoding"] == "mono8" and m["frame_id"] == "camera_optical" for m in masks)
+        stamps = [tuple(m["stamp"]) for m in masks]
+        assert len(set(stamps)) == len(stamps)  # one per frame: no other instruction's masks
+        results = {
+            tuple(r["stamp"]): r["key"]
+            for r in topics["result"]
+            if r["source"] == "standing" and r["instruction"] == text
+        }
+        both = [m for m in masks if tuple(m["stamp"]) in results]
+        assert both, slug
+        for m in both:  # the topic's mask is this instruction's result, pixel for pixel
+            np.testing.assert_array_equal(
+                run.arrays[m["key"]], run.arrays[results[tuple(m["stamp"])]]
+            )
+        overlays = topics[f"standing/{slug}/overlay"]
+        assert overlays and all(o["encoding"] == "rgb8" for o in overlays)
+    start, end = run.main["standing_window"]
+    during = [m for m in topics["mask"] + topics["overlay"] if start + 0.3 < m["t"] < end]
+    assert not during, f"{len(during)} standing results on ~/mask or ~/overlay"
 
 
 def test_lifecycle_deactivate_and_activate(run):
