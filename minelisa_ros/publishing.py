@@ -12,15 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from minelisa_training.engine import SegmentationResult
 from minelisa_training.visualization import overlay_mask
 
-from .image_conversion import fill_image, mask_to_mono8
+from .image_conversion import fill_image, mask_to_mono8, to_byte_array
 from .interfaces import ResultMsg
 from .parameters import LiveSettings, standing_slugs
 
@@ -46,6 +47,16 @@ def mask_message(result: SegmentationResult, header: Header) -> Image:
 def overlay_message(rgb: np.ndarray, mask: np.ndarray, alpha: float, header: Header) -> Image:
     """The mask blended onto the frame, rgb8."""
     return fill_image(Image(), overlay_mask(rgb, mask, alpha), "rgb8", header)
+
+
+def compressed_mask_message(mask: np.ndarray, header: Header) -> CompressedImage:
+    """The mask as a PNG CompressedImage (image_transport's `compressed` format naming)."""
+    ok, png = cv2.imencode(".png", mask_to_mono8(mask))
+    if not ok:
+        raise RuntimeError("PNG encoding of the mask failed")
+    msg = CompressedImage(header=header, format="mono8; png compressed")
+    msg.data = to_byte_array(png)
+    return msg
 
 
 def result_message(item: Publication) -> ResultMsg:
@@ -111,12 +122,13 @@ class TopicWorker:
 class _ImagePublishers:
     mask: Any
     overlay: Any
+    compressed: Any = None  # ~/mask/compressed (service results only)
 
 
 class Outputs:
     """The result publishers (lifecycle publishers: they publish only while active).
 
-    Service results go to ~/mask and ~/overlay; each standing
+    Service results go to ~/mask, ~/mask/compressed and ~/overlay; each standing
     instruction's to ~/standing/<slug>/mask and ~/standing/<slug>/overlay; all to ~/result.
     """
 
@@ -135,6 +147,7 @@ class Outputs:
             self._service = _ImagePublishers(
                 self._pub(Image, "~/mask"),
                 self._pub(Image, "~/overlay"),
+                self._pub(CompressedImage, "~/mask/compressed"),
             )
             self._result = self._pub(ResultMsg, "~/result")
 
@@ -161,7 +174,7 @@ class Outputs:
         return wanted
 
     def _destroy(self, pubs: _ImagePublishers) -> None:
-        for pub in (pubs.mask, pubs.overlay):
+        for pub in (pubs.mask, pubs.overlay, pubs.compressed):
             if pub is not None:
                 self._node.destroy_lifecycle_publisher(pub)
 
@@ -194,6 +207,8 @@ class Outputs:
 
 def _publish_images(pubs: _ImagePublishers, item: Publication, live: LiveSettings) -> None:
     pubs.mask.publish(item.mask)
+    if pubs.compressed is not None and pubs.compressed.get_subscription_count() > 0:
+        pubs.compressed.publish(compressed_mask_message(item.result.mask, item.mask.header))
     if live.publish_overlay and pubs.overlay.get_subscription_count() > 0:
         header = item.mask.header
         pubs.overlay.publish(

@@ -323,6 +323,22 @@ def test_each_standing_instruction_has_its_own_mask_and_overlay_topics(run):
     assert not during, f"{len(during)} standing results on ~/mask or ~/overlay"
 
 
+def test_mask_compressed_is_the_mask_as_png(run):
+    """~/mask/compressed: the same mono8 mask, PNG, same header (#11.7)."""
+    topics = run.main["topics"]
+    compressed = topics["mask_compressed"]
+    assert compressed, "nothing on ~/mask/compressed"
+    assert all(c["format"].startswith("mono8; png") for c in compressed)
+    masks = {(tuple(m["stamp"]), m["frame_id"]): m["key"] for m in topics["mask"]}
+    matched = 0
+    for c in compressed:
+        key = masks.get((tuple(c["stamp"]), c["frame_id"]))
+        if key is not None:
+            np.testing.assert_array_equal(run.arrays[c["key"]], run.arrays[key])
+            matched += 1
+    assert matched >= len(compressed) // 2, (matched, len(compressed))
+
+
 def test_lifecycle_deactivate_and_activate(run):
     assert run.main["deactivated"] and run.main["reactivated"]
     assert run.main["calls"]["after_reactivate"]["success"]
