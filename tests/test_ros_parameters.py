@@ -1,0 +1,76 @@
+"""The node's parameter helpers that need no running node."""
+
+from __future__ import annotations
+
+import pytest
+
+from minelisa_ros.parameters import (
+    LiveSettings,
+    NodeSettings,
+    parameter_names,
+    standing_instructions,
+    standing_slugs,
+)
+from minelisa_training.errors import InvalidInputError
+from minelisa_training.model_options import MODEL_OPTIONS
+
+
+def test_standing_slugs_are_topic_safe_and_distinct():
+    texts = [
+        "Segment the PERSON!",
+        "segment the person",
+        "3 cables on the left",
+        "¿¡ !?",
+        "x" * 80,
+        "segment   the -- conveyor belt",
+    ]
+    assert standing_slugs(texts) == [
+        "segment_the_person",
+        "segment_the_person_2",
+        "i3_cables_on_the_left",
+        "instruction",
+        "x" * 40,
+        "segment_the_conveyor_belt",
+    ]
+
+
+def test_standing_instructions_are_stripped_and_deduplicated():
+    assert standing_instructions(None) == ()
+    assert standing_instructions(["", "  a ", "b", "a", "   "]) == ("a", "b")
+
+
+def test_model_parameters_come_from_the_shared_options():
+    names = parameter_names()
+    for spec in MODEL_OPTIONS:
+        assert spec.parameter in names
+    assert len(names) == len(set(names))
+
+
+def values(**overrides):
+    base = {spec.parameter: spec.default for spec in MODEL_OPTIONS}
+    base.update(
+        model_path="/models/bundle",
+        qos_reliability="best_effort",
+        use_compressed=False,
+        max_queued_requests=4,
+        no_frame_warning_period=5.0,
+        max_frame_age=1.0,
+        standing_rate=1.0,
+        publish_overlay=True,
+        overlay_alpha=0.5,
+        standing_instructions=["a", " b "],
+    )
+    base.update(overrides)
+    return base.__getitem__
+
+
+def test_settings_validate_on_read():
+    settings = NodeSettings.read(values())
+    assert settings.model.path == "/models/bundle" and settings.model.device == "auto"
+    assert LiveSettings.read(values()).standing == ("a", "b")
+    with pytest.raises(InvalidInputError, match="no model given"):
+        NodeSettings.read(values(model_path=""))
+    with pytest.raises(InvalidInputError, match="qos_reliability"):
+        NodeSettings.read(values(qos_reliability="sometimes"))
+    with pytest.raises(InvalidInputError, match="dtype"):
+        NodeSettings.read(values(dtype="int4"))
