@@ -128,10 +128,7 @@ def evaluate(
     launcher with several processes (``runtime.world_size() > 1`` and a process group),
     each rank takes every N-th image and rank 0 merges the per-sample counts in the
     samples' order, so the report equals one process's; other ranks return None.
-
-    With ``depth``, the report also has ``"depth"``: per class, the error of each
-    predicted mask's median depth against its ground truth's on ``Depth/<id>.png``
-    (``depth.DepthErrorAccumulator``; with ``intrinsics`` also the 3D centroid error).
+    With ``depth``, per-class errors of the masks' median depth under "depth" (``_add_depth``).
     """
     from tqdm import tqdm
 
@@ -140,8 +137,7 @@ def evaluate(
             Path(d).mkdir(parents=True, exist_ok=True)
     groups = list(enumerate(group_by_image(samples)))
     mine = groups[runtime.rank() :: runtime.world_size()]
-    depth_acc = DepthErrorAccumulator(intrinsics, class_names=class_map.names) if depth else None
-    shard = _Shard(class_map, depth_acc)
+    shard = _Shard(class_map, depth, intrinsics)
     start = time.perf_counter()
     show = progress and runtime.is_main_process()
     bar = tqdm(
@@ -173,11 +169,15 @@ def evaluate(
         skipped=skip_log.as_dict(),
         masks_dir=str(masks_dir) if masks_dir is not None else None,
     )
-    if depth:  # depth errors (issue 14): every rank's, merged
-        merged = DepthErrorAccumulator(intrinsics, class_names=class_map.names)
-        for s in shards:
-            merged.merge(s["depth"])
-        report["depth"] = merged.summary()
+    return _add_depth(report, shard.depth, shards)
+
+
+def _add_depth(report: dict, depth: DepthErrorAccumulator | None, shards: list[dict]) -> dict:
+    """``report`` with, when asked for, the depth errors of every rank under ``"depth"``: per
+    class, each predicted mask's median depth against its ground truth's on
+    ``Depth/<id>.png`` (``depth.DepthErrorAccumulator``; centroid errors with intrinsics)."""
+    if depth is not None:
+        report["depth"] = depth.merged([s["depth"] for s in shards]).summary()
     return report
 
 
@@ -185,10 +185,13 @@ class _Shard:
     """What one process scores: per-sample rows keyed by image order, timings, skips."""
 
     def __init__(
-        self, class_map: museg.ClassMap, depth: DepthErrorAccumulator | None = None
+        self, class_map: museg.ClassMap, depth: bool = False, intrinsics: Intrinsics | None = None
     ) -> None:
         self.class_map = class_map
-        self.depth = depth  # depth errors, when asked for (issue 14)
+        # Depth errors (issue 14), when asked for.
+        self.depth = (
+            DepthErrorAccumulator(intrinsics, class_names=class_map.names) if depth else None
+        )
         self.scorer = _Scorer(class_map)
         self.order: list[int] = []  # image index of each row
         self.engine_ms: dict[str, float] = {}

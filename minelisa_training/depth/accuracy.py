@@ -119,6 +119,13 @@ class DepthErrorAccumulator:
                 bucket.gt_without_depth += theirs.gt_without_depth
                 bucket.pred_without_depth += theirs.pred_without_depth
 
+    def merged(self, payloads: Sequence[dict]) -> DepthErrorAccumulator:
+        """A new accumulator with these settings holding ``payloads`` (every rank's)."""
+        out = DepthErrorAccumulator(self.intrinsics, self.erode_px, self.class_names)
+        for payload in payloads:
+            out.merge(payload)
+        return out
+
     def summary(self) -> dict:
         """``{"per_class": {name: row}, "all": row, "erode_px", "intrinsics"}``; a row has
         ``n``, ``mean_abs_error_m``, ``median_abs_error_m``, ``mean_error_m`` (signed),
