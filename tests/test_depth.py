@@ -214,3 +214,10 @@ def test_intrinsics_from_camera_info_k():
         Intrinsics.from_k([600.0, 600.0, 319.5, 239.5])
     with pytest.raises(InvalidInputError, match="finite"):
         Intrinsics(float("nan"), 600.0, 1.0, 1.0)
+
+
+def test_big_endian_depth_is_read_as_numbers():
+    depth, mask = box_scene()
+    mm = to_mm(depth)
+    s = mask_depth_stats(mask, mm.astype(">u2"), INTR)
+    assert s.distance_m == mask_depth_stats(mask, mm, INTR).distance_m == pytest.approx(3.0)

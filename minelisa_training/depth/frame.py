@@ -36,6 +36,8 @@ def check_depth(depth: np.ndarray) -> np.ndarray:
         depth = depth[..., 0]
     if depth.ndim != 2 or 0 in depth.shape:
         raise InvalidInputError(f"depth must be a non-empty (H, W) image, got shape {depth.shape}")
+    if not depth.dtype.isnative:  # e.g. a big-endian ROS image viewed without conversion
+        depth = depth.astype(depth.dtype.newbyteorder("="))
     if depth.dtype != np.uint16 and not np.issubdtype(depth.dtype, np.floating):
         raise InvalidInputError(
             f"depth must be uint16 millimetres or float metres, got {depth.dtype}"

@@ -9,14 +9,20 @@ mines with their own rock tint and light level, so group-disjoint and held-out-m
 splits are meaningful; a few frames are all background. The same seed gives the
 same bytes.
 
-Modules: ``geometry`` (roadway perspective, shapes), ``paint`` (textures),
-``objects`` (the 15 class painters), ``scene`` (``render_scene``, mine styles),
-``config`` (``SynthConfig``, ``parse_size``) and ``writer`` (``write_dataset``: ids,
-files through ``museg.Layout``, the split zip).
+Depth is that of a pinhole camera (``camera``: Azure Kinect-like intrinsics, written to
+``Experiment/intrinsics.json``): back-projecting an object's pixels at their depth gives
+its size in metres.
+
+Modules: ``camera`` (intrinsics, metric scale), ``geometry`` (roadway perspective,
+shapes), ``paint`` (textures), ``objects`` (the 15 class painters), ``scene``
+(``render_scene``, mine styles), ``config`` (``SynthConfig``, ``parse_size``) and
+``writer`` (``write_dataset``: ids, files through ``museg.Layout``, the split zip, the
+intrinsics).
 """
 
 from __future__ import annotations
 
+from .camera import synth_intrinsics
 from .config import SynthConfig, parse_size
 from .geometry import Roadway, Shape
 from .objects import CLASS_PRESENCE, GENERATORS
@@ -38,6 +44,7 @@ __all__ = [
     "mine_style",
     "parse_size",
     "render_scene",
+    "synth_intrinsics",
     "voc_palette",
     "write_dataset",
 ]
