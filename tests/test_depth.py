@@ -186,6 +186,8 @@ def test_voxel_downsampling_reduces_deterministically():
     assert len(voxel_downsample(np.abs(full), 1000.0)) == 1  # cubes start at the origin
     with pytest.raises(InvalidInputError, match="voxel_m"):
         mask_points(mask, depth, INTR, voxel_m=0)
+    with pytest.raises(InvalidInputError, match="too small"):
+        voxel_downsample(full, 1e-9)
 
 
 def test_quantiles_match_numpy():
