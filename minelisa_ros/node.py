@@ -100,7 +100,8 @@ class MineLisaNode(LifecycleNode):
         self._standing_group = MutuallyExclusiveCallbackGroup()
         self._monitor_group = MutuallyExclusiveCallbackGroup()
 
-        self._camera_sub = self._service = None
+        self._camera_sub = None
+        self._loaded_on: tuple[str, str] | None = None  # (device, dtype) of the loaded model
         self._standing_timer = self._watchdog_timer = None
         self._outputs = Outputs(self, lambda: self._live)
         self._topics = TopicWorker(self._outputs.publish, self.get_logger())
@@ -112,6 +113,10 @@ class MineLisaNode(LifecycleNode):
             self._param("diagnostics_period"),
             self._publish_diagnostics,
             callback_group=self._monitor_group,
+        )
+        # The service exists in every state and says why it cannot segment yet.
+        self._service = self.create_service(
+            SegmentByInstruction, SERVICE, self._on_segment, callback_group=self._service_group
         )
         self.add_pre_set_parameters_callback(parameters.coerce_standing)
         self.add_post_set_parameters_callback(self._on_parameters_set)
@@ -149,9 +154,6 @@ class MineLisaNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._outputs.create()
         self._outputs.set_standing(self._live.standing, active=False)
-        self._service = self.create_service(
-            SegmentByInstruction, SERVICE, self._on_segment, callback_group=self._service_group
-        )
         return super().on_configure(state)
 
     @_logged_transition
@@ -210,20 +212,20 @@ class MineLisaNode(LifecycleNode):
         options = settings.model
         self._model_state = "loading"
         start = time.perf_counter()
-        self._gate.set_engine(SegmentationEngine.from_options(options))
+        engine = SegmentationEngine.from_options(options)
+        self._gate.set_engine(engine)
         self._model_state, self._model_message = "loaded", ""
+        dtype = str(engine.model.dtype).replace("torch.", "")
+        self._loaded_on = (str(engine.device), dtype)
         self.get_logger().info(
-            f"model {options.path} loaded on {options.device} ({options.dtype}) in "
-            f"{time.perf_counter() - start:.1f} s"
+            f"model {options.path} loaded on {engine.device} ({dtype}; asked for device "
+            f"{options.device}, dtype {options.dtype}) in {time.perf_counter() - start:.1f} s"
         )
 
     def _release(self) -> None:
-        if self._service is not None:
-            self.destroy_service(self._service)
-            self._service = None
         self._outputs.destroy()
         self._gate.set_engine(None)  # after a running call has finished
-        self._model_state = "unloaded"
+        self._model_state, self._loaded_on = "unloaded", None
         free_accelerator_memory()
 
     # -- camera -----------------------------------------------------------------------------
@@ -253,8 +255,9 @@ class MineLisaNode(LifecycleNode):
     ) -> SegmentByInstruction.Response:
         start = time.perf_counter()
         response.success = False
-        if not self._active:
-            response.message = f"node is not active (lifecycle state: {self._state_label()})"
+        refusal = self._not_serving()
+        if refusal is not None:
+            response.message = refusal
             return response
         busy = False
         try:
@@ -310,6 +313,25 @@ class MineLisaNode(LifecycleNode):
         self._standing.tick(self._live, self._image_topic(), self._settings.qos_reliability)
 
     # -- diagnostics ----------------------------------------------------------------------------
+    def _not_serving(self) -> str | None:
+        """Why the service cannot segment in this state (None: it can)."""
+        if self._active:
+            return None
+        name = self.get_fully_qualified_name()
+        if self._gate.loaded:
+            return (
+                "node is not active (lifecycle state: inactive): activate it "
+                f"(ros2 lifecycle set {name} activate)"
+            )
+        if self._model_state == "loading":
+            return "node is not configured yet: the model is loading"
+        if self._model_state == "error":
+            return f"node is not configured: the model failed to load: {self._model_message}"
+        return (
+            "node is not configured (lifecycle state: unconfigured): configure it "
+            f"(ros2 lifecycle set {name} configure)"
+        )
+
     def _state_label(self) -> str:
         return "active" if self._active else ("inactive" if self._gate.loaded else "unconfigured")
 
@@ -317,14 +339,16 @@ class MineLisaNode(LifecycleNode):
         now = time.monotonic()
         frame = self._frames.get()
         settings = self._settings
+        # The resolved device and dtype once loaded; the parameters (e.g. "auto") before.
+        loaded_on = self._loaded_on or (self._param("device"), self._param("dtype"))
         report = NodeReport(
             name=self.get_fully_qualified_name(),
             lifecycle_state=self._state_label(),
             model_state=self._model_state,
             model_message=self._model_message,
             model_path=self._param("model_path"),
-            device=self._param("device"),
-            dtype=self._param("dtype"),
+            device=loaded_on[0],
+            dtype=loaded_on[1],
             image_topic=self._image_topic(),
             frames_received=self._frames.meter.count,
             frame_rate_hz=self._frames.meter.rate(now),

@@ -147,17 +147,28 @@ class NodeProcess:
 
 
 def run_probe(
-    env: dict[str, str], scenario: str, out_dir: Path, timeout: float = 120.0, **options
-) -> dict:
-    """Run one client scenario of ros_probe.py; returns its JSON report (arrays in out_dir)."""
+    env: dict[str, str],
+    scenario: str,
+    out_dir: Path,
+    timeout: float = 120.0,
+    background: bool = False,
+    **options,
+):
+    """Run one client scenario of ros_probe.py; returns its JSON report (arrays in out_dir),
+    or with `background` the running process (its output in out_dir/probe.log)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = json.dumps({"scenario": scenario, "out_dir": str(out_dir), **options})
-    done = subprocess.run(
-        [sys.executable, str(PROBE), spec], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    command = [sys.executable, str(PROBE), spec]
+    if background:
+        log = open(out_dir / "probe.log", "w")  # noqa: SIM115 (the child writes it)
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return proc
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     (out_dir / "probe.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         raise RuntimeError(
-            f"probe {scenario} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+            f"probe {scenario} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+            f"{done.stderr[-6000:]}"
         )
     return json.loads((out_dir / "report.json").read_text())

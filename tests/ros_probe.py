@@ -64,7 +64,7 @@ class Probe:
         self.topics: dict[str, list] = {"diagnostics": []}
         self._stream_stop = threading.Event()
         self._stream: threading.Thread | None = None
-        if not self.client.wait_for_service(timeout_sec=60.0):
+        if not self.client.wait_for_service(timeout_sec=spec.get("service_timeout", 60.0)):
             raise TimeoutError("service did not appear")
 
     # -- recording ----------------------------------------------------------------
@@ -420,11 +420,19 @@ def scenario_parameters(probe: Probe) -> None:
     report["wrong_type"] = probe.set_typed("standing_instructions", "INTEGER_ARRAY", [3])
 
 
+def scenario_states(probe: Probe) -> None:
+    """A node started with autostart:=false and a model that cannot load."""
+    probe.call("unconfigured", probe.request("segment the cable"), timeout=10.0)
+    probe.report["configured"] = probe.transition(Transition.TRANSITION_CONFIGURE)
+    probe.call("failed_configure", probe.request("segment the cable"), timeout=10.0)
+
+
 SCENARIOS = {
     "no_frame": scenario_no_frame,
     "main": scenario_main,
     "compressed": scenario_compressed,
     "parameters": scenario_parameters,
+    "states": scenario_states,
 }
 
 
