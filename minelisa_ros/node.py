@@ -41,10 +41,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -101,6 +99,7 @@ class MineLisaNode(LifecycleNode):
         self._monitor_group = MutuallyExclusiveCallbackGroup()
 
         self._camera_sub = None
+        self._stopping = False
         self._loaded_on: tuple[str, str] | None = None  # (device, dtype) of the loaded model
         self._standing_timer = self._watchdog_timer = None
         self._outputs = Outputs(self, lambda: self._live)
@@ -121,8 +120,22 @@ class MineLisaNode(LifecycleNode):
         self.add_pre_set_parameters_callback(parameters.coerce_standing)
         self.add_post_set_parameters_callback(self._on_parameters_set)
 
+    def begin_shutdown(self) -> None:
+        """Refuse new requests and stop the timers; running calls go on to answer."""
+        self._stopping = True
+        self.get_logger().info(
+            f"shutting down: {self._gate.in_flight} service call(s) in flight, letting them answer"
+        )
+        for timer in (self._standing_timer, self._watchdog_timer):
+            if timer is not None:
+                timer.cancel()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for the admitted service calls to finish; False after `timeout` seconds."""
+        return self._gate.wait_idle(timeout)
+
     def destroy_node(self) -> None:
-        self._topics.stop()
+        self._topics.stop()  # publishes what is queued while the publishers still exist
         super().destroy_node()
 
     # -- parameters -------------------------------------------------------------------
@@ -315,6 +328,8 @@ class MineLisaNode(LifecycleNode):
     # -- diagnostics ----------------------------------------------------------------------------
     def _not_serving(self) -> str | None:
         """Why the service cannot segment in this state (None: it can)."""
+        if self._stopping:
+            return "node is shutting down"
         if self._active:
             return None
         name = self.get_fully_qualified_name()
@@ -366,28 +381,10 @@ class MineLisaNode(LifecycleNode):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rclpy.init(args=list(sys.argv if argv is None else argv))
-    node = MineLisaNode()
-    # Room for every admitted call to wait plus one to refuse the next, beside
-    # the camera, standing, monitoring and lifecycle callbacks.
-    executor = MultiThreadedExecutor(
-        num_threads=node.get_parameter("max_queued_requests").value + 6
-    )
-    executor.add_node(node)
-    try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                node.get_logger().fatal("configure failed (see the error above); exiting")
-                return 1
-            node.trigger_activate()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """`ros2 run minelisa minelisa_node` / `python -m minelisa_ros.node`: the exit status."""
+    from .process import run
+
+    return run(MineLisaNode, argv)
 
 
 if __name__ == "__main__":

@@ -427,12 +427,32 @@ def scenario_states(probe: Probe) -> None:
     probe.call("failed_configure", probe.request("segment the cable"), timeout=10.0)
 
 
+def scenario_flood(probe: Probe) -> None:
+    """Keep calls in flight until told to stop (the test interrupts the node meanwhile)."""
+    spec = probe.spec
+    probe.start_stream()
+    time.sleep(1.0)
+    pending: list = []
+    answered = 0
+    flooding = Path(spec["out_dir"]) / "flooding"
+    flooding.write_text("calls in flight\n")
+    end = time.monotonic() + spec["seconds"]
+    while time.monotonic() < end:
+        answered += sum(f.done() for f in pending)
+        pending = [f for f in pending if not f.done()]
+        while len(pending) < 2:  # 1 + max_queued_requests: none refused as busy
+            pending.append(probe.client.call_async(probe.request(spec["instruction"])))
+        time.sleep(0.02)
+    probe.report["answered"] = answered
+
+
 SCENARIOS = {
     "no_frame": scenario_no_frame,
     "main": scenario_main,
     "compressed": scenario_compressed,
     "parameters": scenario_parameters,
     "states": scenario_states,
+    "flood": scenario_flood,
 }
 
 

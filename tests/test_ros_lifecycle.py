@@ -6,7 +6,10 @@ ROS 2 (Jazzy PyPI wheels, Fast DDS on loopback) and drives it from a probe proce
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,48 @@ def test_node_exits_non_zero_when_configure_fails(env, tmp_path):
         node.stop()
     assert code != 0
     assert "could not load the model" in node.text()
+
+
+def test_ctrl_c_with_calls_in_flight_exits_cleanly(env, tmp_path, tiny_bundle):
+    """SIGINT while service calls, standing instructions and topics are busy (#11.5)."""
+    node = NodeProcess(
+        env,
+        tmp_path / "node.log",
+        [
+            "-p", f"model_path:={tiny_bundle}",
+            "-p", "standing_instructions:=['segment the conveyor']",
+            "-p", "standing_rate:=20.0",
+            "-p", "max_queued_requests:=1",
+            "-r", "__node:=minelisa_f",
+            "-r", "image:=/flood_cam/image_raw",
+        ],
+    )  # fmt: skip
+    node.wait_for("active:", timeout=180)
+    out = tmp_path / "probe"
+    probe = run_probe(
+        env,
+        "flood",
+        out,
+        background=True,
+        node="/minelisa_f",
+        camera="/flood_cam/image_raw",
+        instruction="segment the exposed cable",
+        seconds=30.0,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "flooding").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # calls answered and in flight, topics publishing
+        node.proc.send_signal(signal.SIGINT)
+        code = node.proc.wait(timeout=30)
+    finally:
+        node.stop()
+        probe.kill()
+        probe.wait()
+    log = node.text()
+    assert code == 0, log[-3000:]
+    in_flight = re.search(r"shutting down: (\d+) service call\(s\) in flight", log)
+    assert in_flight and int(in_flight.group(1)) >= 1, log[-3000:]
+    found = [word for word in UNCLEAN if word in log]
+    assert not found, f"{found} in the node's log:\n{log[-4000:]}"
