@@ -57,6 +57,7 @@ EXTRAS_REQUIRE = {
         "empy",
         "lark",
     ],
+    "quantize": ["bitsandbytes>=0.50"],
     "test": ["pytest>=7"],
 }
 

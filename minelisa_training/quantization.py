@@ -11,7 +11,7 @@ path runs through them.
   transformers' default). 1 byte per weight plus a 4-byte scale per output row.
 * ``int4``: ``bnb.nn.Linear4bit`` with NF4 and double quantization (the QLoRA
   recipe). 0.5 byte per weight plus ~0.13 bit of block scales; computes in the
-  model's dtype.
+  model's dtype (on CPUs with AVX512-BF16, bitsandbytes' CPU kernel computes in bf16).
 
 Why bitsandbytes: one maintained library whose int8 and 4-bit layers both run on
 the CPU (so CI tests the real code path, no GPU needed) and on NVIDIA GPUs from
