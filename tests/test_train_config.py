@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from minelisa_training.training.config import ConfigError, load_config, shipped_configs
-from minelisa_training.training.distributed import build_deepspeed_config
+from minelisa_training.training.config import (
+    ConfigError,
+    load_config,
+    resolve_config_path,
+    shipped_configs,
+)
+from minelisa_training.training.distributed import build_deepspeed_config, lr_scheduler_for
+from minelisa_training.training.lr_schedule import WarmupLinearDecay
 
 
 def test_shipped_recipes_load() -> None:
-    assert {"museg_lisa7b", "tiny_cpu"} <= set(shipped_configs())
+    assert {"museg_lisa7b", "museg_lisa7b_aug", "tiny_cpu"} <= set(shipped_configs())
     for name in shipped_configs():
         load_config(name)
 
@@ -24,15 +31,56 @@ def test_paper_recipe_values() -> None:
     )
     assert (c.loss.ce, c.loss.dice, c.loss.bce) == (0.5, 1.5, 1.0)
     assert (c.optim.lr, c.optim.betas, c.optim.grad_clip) == (3e-5, [0.9, 0.95], 1.0)
+    assert (c.optim.weight_decay, c.optim.warmup_steps, c.optim.min_lr) == (0.0, 100, 0.0)
     assert (c.runtime.precision, c.runtime.zero_stage, c.runtime.gradient_checkpointing) == (
         "fp16",
         2,
         True,
     )
     assert c.train.batch_size == 1 and c.train.epochs == 20
+    assert c.train.gradient_accumulation_steps == 1 and c.runtime.validate_every_epochs == 1
+    # No augmentation in the paper; with none, caching the frozen encoders' outputs
+    # gives the same numbers.
+    assert c.data.augment is False and c.runtime.cache_image_embeddings is True
     t = c.trainable
     assert t.lora and t.mask_decoder and t.text_hidden_fcs and t.new_token_rows
     assert not (t.language_model or t.mm_projector or t.sam_image_encoder or t.sam_prompt_encoder)
+
+
+def test_paper_recipe_names_a_source_for_every_value() -> None:
+    text = resolve_config_path("museg_lisa7b").read_text(encoding="utf-8")
+    sources = ("[paper", "[train_ds.py", "[MUSeg", "[not in the paper")
+    comment = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment += stripped  # a comment block above a key counts for it
+            continue
+        key, _, value = stripped.partition(":")
+        value = value.split("#")[0].strip()
+        if value:  # a key with a value (not a section header)
+            said = line.partition("#")[2] + comment
+            assert any(s in said for s in sources), f"no source for {key}: {line!r}"
+        comment = ""
+
+
+def test_augmented_variant_differs_only_in_augmentation() -> None:
+    paper, aug = load_config("museg_lisa7b").to_dict(), load_config("museg_lisa7b_aug").to_dict()
+    assert aug["data"].pop("augment") is True and paper["data"].pop("augment") is False
+    assert aug["runtime"].pop("cache_image_embeddings") is False
+    paper["runtime"].pop("cache_image_embeddings")
+    assert aug == paper
+
+
+def test_extends(tmp_path) -> None:
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: tiny_cpu\noptim:\n  lr: 2.0e-4\n")
+    c = load_config(str(child))
+    assert c.optim.lr == 2e-4 and c.optim.betas == [0.9, 0.95] and c.runtime.device == "cpu"
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends"):
+        load_config(str(loop))
 
 
 def test_tiny_recipe_keeps_the_paper_shape() -> None:
@@ -100,19 +148,45 @@ def test_missing_config_file() -> None:
 
 def test_deepspeed_config_cpu_and_gpu() -> None:
     paper = load_config("museg_lisa7b")
-    cpu = build_deepspeed_config(paper, "cpu", total_steps=1000)
+    cpu = build_deepspeed_config(paper, "cpu")
     assert cpu["zero_optimization"]["stage"] == 2
     assert cpu["fp16"]["enabled"] is False and cpu["bf16"]["enabled"] is False  # fp16 needs a GPU
     assert cpu["optimizer"]["type"] == "AdamW" and cpu["optimizer"]["params"]["torch_adam"] is True
     assert cpu["optimizer"]["params"]["betas"] == [0.9, 0.95] and cpu["gradient_clipping"] == 1.0
-    assert (
-        cpu["scheduler"]["params"]["warmup_num_steps"] == 100
-        and cpu["scheduler"]["params"]["total_num_steps"] == 1000
-    )
-    gpu = build_deepspeed_config(paper, "cuda", total_steps=1000)
+    assert cpu["optimizer"]["params"]["weight_decay"] == 0.0
+    assert "scheduler" not in cpu  # lr_schedule.WarmupLinearDecay, handed to deepspeed.initialize
+    gpu = build_deepspeed_config(paper, "cuda")
     assert gpu["fp16"]["enabled"] is True and gpu["zero_optimization"]["overlap_comm"] is True
     assert gpu["train_micro_batch_size_per_gpu"] == 1
-    short = build_deepspeed_config(paper, "cpu", total_steps=20)
-    assert short["scheduler"]["params"]["warmup_num_steps"] == 19  # warm-up never outlasts the run
-    # The first step already learns (DeepSpeed's warm-up would start at lr 0 otherwise).
-    assert 0 < short["scheduler"]["params"]["warmup_min_lr"] < paper.optim.lr
+
+
+def _lrs(schedule: WarmupLinearDecay, optimizer: torch.optim.Optimizer, steps: int) -> list[float]:
+    """The learning rate each of ``steps`` optimizer steps uses, as the optimizer sees it."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        schedule.step()
+    return lrs
+
+
+def test_lr_schedule_warms_up_then_decays_to_min_lr() -> None:
+    recipe = load_config("museg_lisa7b", ["optim.min_lr=3e-6"])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = lr_scheduler_for(recipe, total_steps=1000)(optimizer)
+    assert (schedule.lr, schedule.min_lr, schedule.warmup) == (3e-5, 3e-6, 100)
+    lrs = _lrs(schedule, optimizer, 1000)
+    assert lrs[0] == pytest.approx(3e-5 / 101)  # the first step already learns
+    assert lrs[99] == pytest.approx(3e-5 * 100 / 101) and lrs[100] == pytest.approx(3e-5)
+    steps = [b - a for a, b in zip(lrs[100:], lrs[101:])]  # linear decay: equal steps down
+    assert all(d == pytest.approx(-(3e-5 - 3e-6) / 900) for d in steps)
+    assert lrs[-1] == pytest.approx(3e-6 + (3e-5 - 3e-6) / 900)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-6)  # the decay ends at min_lr
+    assert min(lrs[100:]) > 3e-6 and schedule.last_step_lr() == pytest.approx(lrs[-1])
+    # A resumed run continues the curve from the saved step count.
+    again = WarmupLinearDecay(optimizer, lr=3e-5, min_lr=3e-6, warmup=100, total=1000)
+    again.load_state_dict({"steps": 500})
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(lrs[500])
+    # The warm-up never outlasts the run; min_lr above lr is refused.
+    assert WarmupLinearDecay(optimizer, lr=1.0, min_lr=0.0, warmup=100, total=20).warmup == 19
+    with pytest.raises(ValueError, match="min_lr"):
+        WarmupLinearDecay(optimizer, lr=1.0, min_lr=2.0, warmup=1, total=10)

@@ -9,11 +9,8 @@ import torch
 from train_helpers import tiny_demo_model, training_batch
 
 from minelisa_training.training.config import load_config
-from minelisa_training.training.distributed import (
-    build_deepspeed_config,
-    prepare_single_process_env,
-)
-from minelisa_training.training.losses import LossWeights, SegmentationLoss
+from minelisa_training.training.lr_schedule import WarmupLinearDecay
+from minelisa_training.training.step import TrainStep, build_engine, loss_for
 from minelisa_training.training.trainable import (
     format_parameter_counts,
     parameter_counts,
@@ -93,7 +90,6 @@ def test_base_stage_trains_the_whole_model_but_clip(tmp_path) -> None:
 
 
 def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path, monkeypatch) -> None:
-    import deepspeed
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
 
     from minelisa_training.training.distributed import free_port
@@ -109,22 +105,16 @@ def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path, monkeypa
         ("MASTER_PORT", str(free_port())),
     ):
         monkeypatch.setenv(var, value)
-    prepare_single_process_env("cpu")
-    engine, optimizer, _, _ = deepspeed.initialize(
-        model=model,
-        model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=build_deepspeed_config(RECIPE, "cpu", total_steps=10),
-    )
+    # The trainer's own engine and step (training.step), on the tiny_cpu recipe.
+    engine, scheduler = build_engine(model, RECIPE, "cpu", total_steps=10)
+    optimizer = engine.optimizer
     assert isinstance(optimizer, DeepSpeedZeroOptimizer) and engine.zero_optimization_stage() == 2
+    assert isinstance(scheduler, WarmupLinearDecay)
     batch = training_batch(model, tokenizer)
-    loss_fn = SegmentationLoss(LossWeights(RECIPE.loss.ce, RECIPE.loss.dice, RECIPE.loss.bce))
+    train_step = TrainStep(engine, loss_for(RECIPE))
 
     def step() -> float:
-        out = engine(batch.inputs)
-        terms = loss_fn(out.ce_loss, out.mask_logits, batch.gt_masks)
-        engine.backward(terms.total)
-        engine.step()
-        return float(terms.total.detach())
+        return train_step(batch)["total"]
 
     first = step()
     after = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -6,9 +6,15 @@ import argparse
 
 EPILOG = """\
 recipes shipped with the package (pass the name or a YAML file):
-  museg_lisa7b   the paper: LISA-7B, LoRA r=8 alpha=16 dropout 0.05 on the LLM's q_proj/v_proj,
-                 0.5 CE + 1.5 Dice + 1.0 BCE, AdamW (0.9, 0.95) lr 3e-5, clip 1.0, fp16, ZeRO-2
-  tiny_cpu       the same recipe for the tiny model on a CPU (used by `minelisa demo`)
+  museg_lisa7b      the paper: LISA-7B, LoRA r=8 alpha=16 dropout 0.05 on the LLM's q_proj/v_proj,
+                    0.5 CE + 1.5 Dice + 1.0 BCE, AdamW (0.9, 0.95) lr 3e-5 (100 warm-up steps,
+                    linear decay to optim.min_lr=0), clip 1.0, fp16, ZeRO-2, batch 1, 20 epochs
+  museg_lisa7b_aug  the same plus mine-style photometric augmentation (not in the paper)
+  tiny_cpu          the same recipe for the tiny model on a CPU (used by `minelisa demo`)
+
+train.gradient_accumulation_steps=N: one optimizer step per N micro-batches of
+train.batch_size (the mean of their gradients); an epoch's last, shorter group is
+stepped too. Logs, checkpoints and train.max_steps count optimizer steps.
 
 examples:
   minelisa train --config museg_lisa7b --out runs/museg \\
@@ -25,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument(
-        "--config", help="a shipped recipe name (museg_lisa7b, tiny_cpu) or a YAML file"
+        "--config",
+        help="a shipped recipe name (museg_lisa7b, museg_lisa7b_aug, tiny_cpu) or a YAML file",
     )
     parser.add_argument(
         "--out", required=True, help="run folder: checkpoints, metrics.jsonl, best/, summary.json"

@@ -85,7 +85,7 @@ class OptimSection:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    min_lr: float = 0.0  # linear decay from lr to min_lr after warm-up
+    min_lr: float = 0.0  # the linear decay after warm-up ends at min_lr (lr_schedule.py)
     grad_clip: float = 1.0
 
 
@@ -104,7 +104,9 @@ class RuntimeSection:
     precision: str = "fp16"  # fp16 | bf16 | fp32 (CPU runs use fp32 or bf16)
     zero_stage: int = 2
     gradient_checkpointing: bool = True
-    cache_image_embeddings: bool = False  # frozen encoders + no augmentation: encode each image once
+    # Encode each image once; only where that cannot change a number: frozen encoders
+    # and no augmentation (training.step.embedding_cache_for).
+    cache_image_embeddings: bool = True
     log_every: int = 10
     save_every_steps: int = 500
     keep_checkpoints: int = 2
@@ -171,20 +173,40 @@ def resolve_config_path(name_or_path: str) -> Path:
 
 def load_config(name_or_path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Reads a recipe (or the defaults), applies ``section.key=value`` overrides, validates."""
-    data: dict[str, Any] = {}
-    if name_or_path is not None:
-        path = resolve_config_path(name_or_path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    data = _read_recipe(name_or_path, ()) if name_or_path is not None else {}
     for item in overrides:
         _apply_override(data, item)
     config = _build(TrainConfig, data, prefix="")
     config.validate()
     return config
+
+
+def _read_recipe(name_or_path: str, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """A recipe file's mapping; ``extends: NAME`` starts from recipe NAME (a shipped name,
+    or a file beside this one) and changes only the keys given."""
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if path.resolve() in chain or not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: {base!r} is not a recipe name (or extends itself)")
+    beside = path.parent / base
+    parent = _read_recipe(str(beside) if beside.is_file() else base, (*chain, path.resolve()))
+    return _merged(parent, data)
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:

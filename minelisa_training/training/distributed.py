@@ -24,12 +24,13 @@ def effective_precision(config: TrainConfig, device: str) -> str:
     return config.runtime.precision
 
 
-def build_deepspeed_config(config: TrainConfig, device: str, total_steps: int) -> dict[str, Any]:
-    """The DeepSpeed JSON config for a recipe: AdamW + linear warm-up/decay + ZeRO-2."""
+def build_deepspeed_config(config: TrainConfig, device: str) -> dict[str, Any]:
+    """The DeepSpeed JSON config for a recipe: AdamW, clipping, precision, ZeRO-2.
+
+    The LR schedule is not in it: `lr_schedule.WarmupLinearDecay` (see `lr_scheduler_for`)
+    is handed to ``deepspeed.initialize``, which steps and checkpoints it.
+    """
     precision = effective_precision(config, device)
-    # DeepSpeed needs >= 1 warm-up step, and starting from warmup_min_lr = 0 would
-    # make the first optimizer steps no-ops: start at the first warm-up increment.
-    warmup = max(1, min(config.optim.warmup_steps, total_steps - 1))
     return {
         "train_micro_batch_size_per_gpu": config.train.batch_size,
         "gradient_accumulation_steps": config.train.gradient_accumulation_steps,
@@ -43,16 +44,6 @@ def build_deepspeed_config(config: TrainConfig, device: str, total_steps: int) -
                 "weight_decay": config.optim.weight_decay,
                 # torch.optim.AdamW: DeepSpeed's fused/CPU Adam would JIT-compile C++/CUDA ops.
                 "torch_adam": True,
-            },
-        },
-        "scheduler": {
-            "type": "WarmupDecayLR",
-            "params": {
-                "total_num_steps": max(total_steps, 1),
-                "warmup_min_lr": config.optim.lr / (warmup + 1),
-                "warmup_max_lr": config.optim.lr,
-                "warmup_num_steps": warmup,
-                "warmup_type": "linear",
             },
         },
         "zero_optimization": {
@@ -99,3 +90,19 @@ def prepare_single_process_env(device: str) -> None:
         import deepspeed.ops
 
         deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+def lr_scheduler_for(config: TrainConfig, total_steps: int):
+    """``deepspeed.initialize(lr_scheduler=...)``: the recipe's schedule on DeepSpeed's optimizer."""
+    from functools import partial
+
+    from .lr_schedule import WarmupLinearDecay
+
+    optim = config.optim
+    return partial(
+        WarmupLinearDecay,
+        lr=optim.lr,
+        min_lr=optim.min_lr,
+        warmup=optim.warmup_steps,
+        total=max(total_steps, 1),
+    )

@@ -14,7 +14,7 @@ import torch
 
 from .config import TrainConfig
 from .data import EmbeddingCache, TrainBatch
-from .distributed import build_deepspeed_config, prepare_single_process_env
+from .distributed import build_deepspeed_config, lr_scheduler_for, prepare_single_process_env
 from .losses import LossWeights, SegmentationLoss
 
 
@@ -26,11 +26,11 @@ def build_engine(
     prepare_single_process_env(device.type)
     import deepspeed
 
-    ds_config = build_deepspeed_config(config, device.type, total_steps)
     engine, _, _, scheduler = deepspeed.initialize(
         model=model,
         model_parameters=[p for p in model.parameters() if p.requires_grad],
-        config=ds_config,
+        config=build_deepspeed_config(config, device.type),
+        lr_scheduler=lr_scheduler_for(config, total_steps),
     )
     return engine, scheduler
 

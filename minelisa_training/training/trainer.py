@@ -241,11 +241,7 @@ class Trainer:
         cfg, state = self.config, self.state
         if state.step % cfg.runtime.log_every == 0 or state.step == self.plan.total_steps:
             means, speed = window.means(), window.speed(self.plan.world)
-            lr = (
-                float(self.scheduler.get_last_lr()[0])
-                if self.scheduler is not None
-                else cfg.optim.lr
-            )
+            lr = self.scheduler.last_step_lr()  # the learning rate this step used
             self.log.write(
                 "train",
                 state.step,
