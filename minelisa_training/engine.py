@@ -142,16 +142,7 @@ class SegmentationEngine:
     @classmethod
     def from_options(cls, options: ModelOptions) -> SegmentationEngine:
         """`from_pretrained` with the shared model options (CLI flags, node parameters)."""
-        return cls.from_pretrained(
-            options.path,
-            vision_tower=options.vision_tower,
-            sam_checkpoint=options.sam_checkpoint,
-            device=options.device,
-            dtype=options.dtype,
-            mode=options.mode,
-            max_new_tokens=options.max_new_tokens,
-            quantize=options.quantize,
-        )
+        return cls.from_pretrained(**dataclasses.asdict(options))  # same names
 
     @property
     def device(self) -> torch.device:
