@@ -28,7 +28,9 @@ class DepthStats:
       size (max - min per axis). The core is the mask eroded by ``erode_px`` pixels;
       the x and y sizes get back the ``2 * erode_px + 1`` pixels that erosion and
       pixel centres take off, back-projected at ``distance_m``, so a flat object facing
-      the camera measures its own width. The z size is the core's depth spread.
+      the camera measures its own width (one cut by the image border: what is in view,
+      plus up to ``erode_px`` pixels). The z size is the core's depth spread; like all
+      min/max numbers it grows with sensor noise.
     - ``valid_fraction``: share of mask pixels with valid depth (NaN for an empty mask).
     - ``n_mask`` mask pixels, ``n_valid`` of them with depth, ``n_points`` in the core
       the numbers above come from.
