@@ -5,6 +5,7 @@ tiny sentencepiece tokenizer and random-weight models with LISA's structure,
 and write them exactly as the public files are laid out (LISA sharded `.bin` +
 index with `inv_freq` keys, a CLIP directory, a SAM `.pth`, our bundle).
 """
+
 from __future__ import annotations
 
 import io
@@ -120,15 +121,43 @@ def write_clip_dir(path: str | Path, model: MineLisaModel) -> Path:
     path = Path(path)
     vision = model.vision_tower.config.to_dict()
     config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "vocab_size": 100, "max_position_embeddings": 16},
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 100,
+            "max_position_embeddings": 16,
+        },
         vision_config=vision,
         projection_dim=int(vision.get("projection_dim", 32)),
     )
     clip = CLIPModel(config)
-    clip.vision_model.load_state_dict(model.vision_tower.state_dict())
+    if not next(model.vision_tower.parameters()).is_meta:  # meta: keep CLIPModel's random init
+        clip.vision_model.load_state_dict(model.vision_tower.state_dict())
     clip.save_pretrained(path)
     return path
+
+
+def _shard_groups(items: list, shards: int) -> list[list]:
+    """`items` cut into `shards` consecutive groups of about equal bytes (as the public
+    LISA shards are cut: a shard is held in memory while it is written)."""
+    sizes = [v.numel() * 4 for _, v in items]
+    total, groups, done = sum(sizes), [[] for _ in range(shards)], 0
+    for (key, value), size in zip(items, sizes):
+        index = min(shards - 1, done * shards // max(total, 1))
+        groups[index].append((key, value))
+        done += size
+    return groups
+
+
+def _stored(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The tensor to write: a copy in `dtype`; for a meta tensor (a model built on the
+    meta device, e.g. LISA-7B sizes), random values drawn one tensor at a time, so a
+    full-size checkpoint is written without the model ever being in memory."""
+    if value.is_meta:
+        return torch.empty(value.shape, dtype=dtype).normal_(0.0, 0.02)
+    return value.detach().to(dtype).contiguous().clone()
 
 
 def write_lisa_checkpoint(
@@ -141,47 +170,65 @@ def write_lisa_checkpoint(
 ) -> Path:
     """Write `model` as a LISA release directory: config.json (LISA's own LLaVA
     format), tokenizer files, sharded weights under LISA's key names with an index,
-    LLM and projector in bf16 as in the public file, and optional `inv_freq` keys."""
+    LLM and projector in bf16 as in the public file, and optional `inv_freq` keys.
+    A model on the meta device is written with random weights, shard by shard."""
     from safetensors.torch import save_file
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model.config
     llm = cfg.llm
-    (path / "config.json").write_text(json.dumps({
-        "architectures": ["LISAForCausalLM"],
-        "model_type": "llava",
-        **llm,
-        "mm_hidden_size": cfg.mm_hidden_size,
-        "mm_use_im_start_end": cfg.mm_use_im_start_end,
-        "mm_vision_select_layer": cfg.mm_vision_select_layer,
-        "mm_vision_tower": "openai/clip-vit-large-patch14",
-        "out_dim": cfg.out_dim,
-        "torch_dtype": "bfloat16",
-        "use_mm_proj": True,
-    }, indent=2) + "\n")
+    (path / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LISAForCausalLM"],
+                "model_type": "llava",
+                **llm,
+                "mm_hidden_size": cfg.mm_hidden_size,
+                "mm_use_im_start_end": cfg.mm_use_im_start_end,
+                "mm_vision_select_layer": cfg.mm_vision_select_layer,
+                "mm_vision_tower": "openai/clip-vit-large-patch14",
+                "out_dim": cfg.out_dim,
+                "torch_dtype": "bfloat16",
+                "use_mm_proj": True,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     tokenizer.save(path)
     items = list(iter_lisa_state_dict(model))
     if with_inv_freq:
         head_dim = llm["hidden_size"] // llm["num_attention_heads"]
         inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
-        items += [(f"model.layers.{i}.self_attn.rotary_emb.inv_freq", inv) for i in range(llm["num_hidden_layers"])]
-    bf16 = ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.", "model.mm_projector.")
+        items += [
+            (f"model.layers.{i}.self_attn.rotary_emb.inv_freq", inv)
+            for i in range(llm["num_hidden_layers"])
+        ]
+    bf16 = (
+        "model.embed_tokens.",
+        "model.layers.",
+        "model.norm.",
+        "lm_head.",
+        "model.mm_projector.",
+    )
     weight_map: dict[str, str] = {}
-    per_shard = -(-len(items) // shards)
+    groups = _shard_groups(items, shards)
     suffix = "safetensors" if safetensors else "bin"
     stem = "model" if safetensors else "pytorch_model"
     for s in range(shards):
         name = f"{stem}-{s + 1:05d}-of-{shards:05d}.{suffix}"
         chunk = {}
-        for key, value in items[s * per_shard : (s + 1) * per_shard]:
+        for key, value in groups[s]:
             is_bf16 = key.startswith(bf16) and not key.endswith("inv_freq")
-            chunk[key] = value.detach().to(torch.bfloat16 if is_bf16 else torch.float32).contiguous().clone()
+            chunk[key] = _stored(value, torch.bfloat16 if is_bf16 else torch.float32)
             weight_map[key] = name
         if safetensors:
             save_file(chunk, str(path / name), metadata={"format": "pt"})
         else:
             torch.save(chunk, path / name)
     index = f"{stem}.{suffix}.index.json"
-    (path / index).write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2) + "\n")
+    (path / index).write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2) + "\n"
+    )
     return path

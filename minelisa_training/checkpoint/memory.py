@@ -76,6 +76,7 @@ def check_fits(needed: int, device: torch.device, what: str, hint: str = "") -> 
     if free is None or needed * HEADROOM <= free:
         return
     raise CheckpointError(
-        f"{what} needs about {needed / GIB:.1f} GiB on {device}, but only {free / GIB:.1f} GiB "
-        f"are available{': ' + hint if hint else ''} (set {SKIP_ENV}=1 to try anyway)"
+        f"{what} needs about {needed * HEADROOM / GIB:.1f} GiB on {device} ({needed / GIB:.1f} GiB "
+        f"of weights plus {HEADROOM - 1:.0%} headroom), but only {free / GIB:.1f} GiB are "
+        f"available{': ' + hint if hint else ''} (set {SKIP_ENV}=1 to try anyway)"
     )
