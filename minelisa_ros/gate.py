@@ -33,6 +33,7 @@ class Gate:
         self._admission = threading.Condition()
         self._in_flight = 0
         self._engine: SegmentationEngine | None = None
+        self._closing = False
 
     # -- the engine -------------------------------------------------------------------
     @property
@@ -83,6 +84,11 @@ class Gate:
                 self._in_flight -= 1
                 self._admission.notify_all()
 
+    def close(self) -> None:
+        """From now on, requests waiting for the model are refused when their turn comes:
+        on shutdown only the running call is waited for."""
+        self._closing = True
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no admitted request is left; False when `timeout` passed first."""
         with self._admission:
@@ -96,6 +102,8 @@ class Gate:
         that everything else a request takes is the node's overhead.
         """
         with self._model_lock:
+            if self._closing:
+                raise RequestError("node is shutting down")
             engine = self._require_engine()
             start = time.perf_counter()
             result = engine.segment(rgb, instruction)
@@ -105,7 +113,7 @@ class Gate:
         self, rgb: np.ndarray, instructions: Sequence[str]
     ) -> tuple[list[SegmentationResult], float] | None:
         """`segment_batch` if the model is free right now, else None (never waits)."""
-        if not self._model_lock.acquire(blocking=False):
+        if self._closing or not self._model_lock.acquire(blocking=False):
             return None
         try:
             engine = self._require_engine()

@@ -123,6 +123,7 @@ class MineLisaNode(LifecycleNode):
     def begin_shutdown(self) -> None:
         """Refuse new requests and stop the timers; running calls go on to answer."""
         self._stopping = True
+        self._gate.close()  # calls queued for the model are refused; the running one answers
         self.get_logger().info(
             f"shutting down: {self._gate.in_flight} service call(s) in flight, letting them answer"
         )

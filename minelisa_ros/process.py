@@ -21,7 +21,8 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
-DRAIN_TIMEOUT_S = 8.0  # launch sends SIGTERM 5 s after SIGINT and SIGKILL 5 s later
+# Waits for the running model call and callbacks: launch sends SIGTERM 5 s after SIGINT.
+DRAIN_TIMEOUT_S = 4.0
 
 
 class _Stop:
