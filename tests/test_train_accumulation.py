@@ -48,6 +48,7 @@ def _trainer(run_dir, bundle, root, *overrides: str) -> Trainer:
             f"data.max_train_samples={N_TRAIN}",
             "data.max_val_samples=1",
             "runtime.log_every=1",
+            "runtime.validate_every_epochs=100",  # once, at the end of the run
             *overrides,
         ],
     )
