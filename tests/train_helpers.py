@@ -46,3 +46,19 @@ def subprocess_env() -> dict[str, str]:
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)
     return env
+
+
+class FakeEngine:
+    """What training.checkpointing.CheckpointManager uses of a DeepSpeed engine."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.module = torch.nn.Linear(3, 2)
+
+    def save_checkpoint(self, path, tag, client_state, save_latest, exclude_frozen_parameters):
+        import torch
+
+        folder = Path(path) / tag
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"client": client_state}, folder / "mp_rank_00_model_states.pt")

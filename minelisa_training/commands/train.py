@@ -22,8 +22,11 @@ examples:
   minelisa train --resume --out runs/museg            # continue after a crash or Ctrl-C
   deepspeed --num_gpus 4 $(which minelisa) train --config museg_lisa7b --out runs/museg ...
 
-Ctrl-C (or SIGTERM) finishes the current step and writes a checkpoint; a run killed
-at any moment resumes from its last complete checkpoint with --resume.
+Ctrl-C (or SIGTERM) finishes the current step and writes a checkpoint; a second one
+stops at once. A run killed at any moment resumes with --resume from the checkpoint
+checkpoints/latest names, or from the newest complete one if that one is damaged
+(it says so). A run stopped before its first checkpoint was complete is started over
+by the same command (without --resume); --resume of a finished run changes nothing.
 """
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 
 from ..errors import CheckpointError
-from .checkpointing import TRAINABLE_FILE, CheckpointManager, load_trainable_state
+from .checkpointing import STATE_FILE, TRAINABLE_FILE, CheckpointManager, load_trainable_state
 from .config import ConfigError, TrainConfig, load_config
+from .run_folder import CONFIG_FILE, SUMMARY_FILE
 from .trainable import merge_for_serving, prepare_for_training
-from .trainer import CONFIG_FILE, SUMMARY_FILE
 
 WHICH = ("best", "last")
 
@@ -54,7 +54,7 @@ def trained_weights_file(run_dir: Path, which: str) -> tuple[Path, dict[str, Any
         raise ExportError(
             f"{run_dir} has no checkpoint yet (train first, or wait for the first save)"
         )
-    state = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
+    state = json.loads((latest / STATE_FILE).read_text(encoding="utf-8"))
     return latest / TRAINABLE_FILE, {"checkpoint": latest.name, "step": state["step"]}
 
 

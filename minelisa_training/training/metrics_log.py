@@ -8,25 +8,33 @@ from pathlib import Path
 from typing import Any
 
 from .. import runtime
+from ..fileio import atomic_write
 
 
 class MetricsLog:
     """Appends one JSON object per record to ``metrics.jsonl``; mirrors numbers to TensorBoard.
 
-    On resume, records newer than the restored step are dropped: those steps are
-    trained again, and a log with two different losses for one step would mislead.
+    On resume, records newer than the restored step are dropped (those steps are
+    trained again, and a log with two different losses for one step would mislead),
+    and so is a validation of the restored step itself when the checkpoint was written
+    before it (``keep_validation=False``): it runs again. The file is replaced
+    atomically, so a kill during the resume leaves the old log whole.
     """
 
     def __init__(
-        self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True
+        self,
+        run_dir: str | Path,
+        resume_step: int | None = None,
+        tensorboard: bool = True,
+        keep_validation: bool = True,
     ) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.enabled = runtime.is_main_process()
         if self.enabled and resume_step is not None and self.path.is_file():
-            self._truncate_after(resume_step)
+            self._truncate_after(resume_step, keep_validation)
         elif self.enabled and resume_step is None:
-            self.path.write_text("", encoding="utf-8")
+            atomic_write(self.path, "")
         self._tb = None
         if self.enabled and tensorboard:
             try:
@@ -36,16 +44,17 @@ class MetricsLog:
             if SummaryWriter is not None:
                 self._tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
-    def _truncate_after(self, step: int) -> None:
+    def _truncate_after(self, step: int, keep_validation: bool) -> None:
         kept = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a line cut short by a kill
                 continue
-            if int(record.get("step", 0)) <= step:
+            at = int(record.get("step", 0))
+            if at < step or (at == step and (keep_validation or record.get("kind") != "val")):
                 kept.append(line)
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        atomic_write(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         if not self.enabled:

@@ -22,10 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from .. import runtime
-from ..errors import ConfigError, InvalidInputError, TrainingError
+from ..errors import ConfigError, TrainingError
 from ..fileio import atomic_write
 from .checkpointing import CheckpointManager
 from .config import TrainConfig
@@ -34,12 +33,18 @@ from .dataset import Augment, SampleDataset, load_split_samples
 from .distributed import effective_precision
 from .interrupts import StopRequest
 from .metrics_log import MetricsLog
+from .run_folder import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    find_resume_point,
+    interruption_message,
+    prepare_new_run,
+    read_summary,
+    save_run_config,
+)
 from .schedule import LossWindow, RunPlan, accumulation_window, collate_or_skip, epoch_batches
 from .step import TrainStep, build_engine, embedding_cache_for, loss_for
 from .trainable import format_parameter_counts, prepare_for_training
-
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
 
 __all__ = [
     "CONFIG_FILE",
@@ -62,13 +67,11 @@ class TrainState:
     batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
     best_giou: float | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    validated_step: int | None = None  # step of the last validation (every rank)
+    last_validation: dict[str, Any] | None = None  # its metrics (rank 0)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
-
-
-def save_run_config(config: TrainConfig, run_dir: Path) -> None:
-    atomic_write(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 class Trainer:
@@ -88,20 +91,16 @@ class Trainer:
         self.checkpoints = CheckpointManager(self.run_dir, keep=config.runtime.keep_checkpoints)
         self.state = TrainState()
         self.stop = StopRequest()
-        self.last_val: dict[str, Any] | None = None
+        self._saved_key: tuple | None = None
         self.samples_done = 0
 
     # -- set-up ------------------------------------------------------------------
     def check_run_dir(self) -> None:
+        """A new run needs a free folder (or one whose run never saved); a resume a checkpoint."""
         if self.resume:
-            if self.checkpoints.latest() is None:
-                raise InvalidInputError(
-                    f"--resume: {self.run_dir} has no checkpoint to resume from"
-                )
-        elif (self.run_dir / "checkpoints").exists():
-            raise InvalidInputError(
-                f"{self.run_dir} already holds a run: pass --resume to continue it, or choose another --out"
-            )
+            find_resume_point(self.run_dir, self.checkpoints)
+        else:
+            prepare_new_run(self.run_dir, self.checkpoints, self.echo)
 
     def load_model(self):
         from ..checkpoint import CheckpointError, load_model
@@ -168,7 +167,11 @@ class Trainer:
         )
         self.engine, self.scheduler = build_engine(model, cfg, self.device, self.plan.total_steps)
         self._restore()
-        self.log = MetricsLog(self.run_dir, resume_step=self.state.step if self.resume else None)
+        self.log = MetricsLog(
+            self.run_dir,
+            resume_step=self.state.step if self.resume else None,
+            keep_validation=self.state.validated_step == self.state.step,
+        )
         self.step_fn = TrainStep(
             self.engine, loss_for(cfg), embedding_cache_for(cfg, self.augment is not None)
         )
@@ -176,11 +179,14 @@ class Trainer:
     def _restore(self) -> None:
         if not self.resume:
             return
-        path = self.checkpoints.latest()
-        self.state = TrainState(**self.checkpoints.load(self.engine, path))
+        found = find_resume_point(self.run_dir, self.checkpoints)
+        if found.note:
+            self.echo(found.note)
+        self.state = TrainState(**self.checkpoints.load(self.engine, found.path))
+        self._saved_key = self._state_key()
         s = self.state
         self.echo(
-            f"resumed from {path} at step {s.step} (epoch {s.epoch}, batch {s.batch_in_epoch})"
+            f"resumed from {found.path} at step {s.step} (epoch {s.epoch}, batch {s.batch_in_epoch})"
         )
 
     # -- training ----------------------------------------------------------------
@@ -269,17 +275,34 @@ class Trainer:
             state.batch_in_epoch = 0
         due = epoch_done and state.epoch % self.config.runtime.validate_every_epochs == 0
         if due or self.finished():
-            self.last_val = self.validate()
+            self.validate()
         self.save()
 
-    def save(self) -> Path:
-        """A checkpoint of the current state (every rank calls this)."""
-        return self.checkpoints.save(self.engine, self.state.as_dict())
+    def finish(self) -> None:
+        """The end of the run: a validation of the last step and its checkpoint (no-ops
+        unless a resumed run restarts from a checkpoint written before them)."""
+        if self.state.validated_step != self.state.step:
+            self.validate()
+        self.save()
+
+    def _state_key(self) -> tuple:
+        s = self.state  # the same on every rank
+        return (s.step, s.epoch, s.batch_in_epoch, s.validated_step)
+
+    def save(self) -> Path | None:
+        """A checkpoint of the current state (every rank calls this); None when the
+        current state is the one saved last (a stop request right after a periodic save)."""
+        if self._state_key() == self._saved_key:
+            return None
+        path = self.checkpoints.save(self.engine, self.state.as_dict())
+        self._saved_key = self._state_key()
+        return path
 
     # -- validation --------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
         """gIoU / cIoU on the val split through the serving engine (mask logits > 0); rank 0 only."""
+        self.state.validated_step = self.state.step
         if not runtime.is_main_process():
             runtime.barrier()
             return None
@@ -300,6 +323,7 @@ class Trainer:
             f"validation at step {state.step}: gIoU {metrics['giou']:.4f}  cIoU {metrics['ciou']:.4f}  "
             f"({metrics['n_samples']} samples)"
         )
+        state.last_validation = {"step": state.step, **metrics}
         if state.best_giou is None or metrics["giou"] > state.best_giou:
             state.best_giou = metrics["giou"]
             self.checkpoints.save_best(model, {"step": state.step, "epoch": state.epoch, **metrics})
@@ -308,7 +332,17 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Set-up, then epochs until ``train.epochs`` or ``train.max_steps``; returns the summary."""
+        """Set-up, then epochs until ``train.epochs`` or ``train.max_steps``; returns the summary.
+
+        ``--resume`` of a finished run returns its summary and changes nothing.
+        """
+        finished = read_summary(self.run_dir) if self.resume else None
+        if finished is not None:
+            self.echo(
+                f"the run in {self.run_dir} is finished ({finished.get('steps')} steps, "
+                f"{SUMMARY_FILE}): nothing to resume; export it with: minelisa export --run {self.run_dir}"
+            )
+            return finished
         if not hasattr(self, "engine"):
             self.setup()
         started = time.perf_counter()
@@ -317,10 +351,9 @@ class Trainer:
                 while not self.finished():
                     n_batches = self.train_epoch()
                     self.end_epoch(n_batches)
+                self.finish()
         except KeyboardInterrupt:
-            self.echo(
-                f"interrupted at step {self.state.step}; continue with: minelisa train --resume --out {self.run_dir}"
-            )
+            self.echo(interruption_message(self.run_dir, self.state.step, self.checkpoints))
             raise
         finally:
             self.log.close()
@@ -334,7 +367,7 @@ class Trainer:
             "train_samples": len(self.splits.train),
             "val_samples": len(self.splits.val),
             "best_giou": state.best_giou,
-            "last_validation": self.last_val,
+            "last_validation": state.last_validation,
             "skipped_files": len(state.skipped),
             "elapsed_s": round(elapsed, 1),
             "samples_per_s": round(self.samples_done * self.plan.world / max(elapsed, 1e-9), 3),
