@@ -6,8 +6,8 @@
 
 The node's parameters come from params_file (default: the package's
 config/minelisa.yaml). The launch arguments model_path, vision_tower_path,
-sam_checkpoint, device, dtype, answer_mode and use_compressed override it when
-given; left empty (their default) they keep what the params file, or else the
+sam_checkpoint, device, dtype, quantize, answer_mode, max_new_tokens and
+use_compressed override it when given; left empty (their default) they keep what the params file, or else the
 node's default, says. image remaps the camera topic, namespace places the node.
 
 rviz:=true starts rviz2 with rviz/minelisa.rviz; where rviz2 is not installed the
@@ -35,7 +35,9 @@ OVERRIDES = {
     "sam_checkpoint": str,
     "device": str,
     "dtype": str,
+    "quantize": str,
     "answer_mode": str,
+    "max_new_tokens": int,
     "use_compressed": bool,
 }
 HELP = {
@@ -44,7 +46,9 @@ HELP = {
     "sam_checkpoint": "SAM .pth (base LLaVA directories)",
     "device": "auto, cpu, cuda or cuda:N",
     "dtype": "auto, fp32, fp16 or bf16",
+    "quantize": "none, int8 or int4",
     "answer_mode": "fast or chat",
+    "max_new_tokens": "chat mode answer cap",
     "use_compressed": "true: subscribe to <image>/compressed",
 }
 KEEP = " (empty: as the params file or the node's default says)"

@@ -74,3 +74,27 @@ def test_settings_validate_on_read():
         NodeSettings.read(values(qos_reliability="sometimes"))
     with pytest.raises(InvalidInputError, match="dtype"):
         NodeSettings.read(values(dtype="int4"))
+
+
+def test_config_and_launch_file_say_what_the_node_declares():
+    """config/minelisa.yaml holds every model option at its shared default; the launch file
+    can override each one (and passes none unless given)."""
+    import ast
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((repo / "config" / "minelisa.yaml").read_text())["/**"]
+    params = params["ros__parameters"]
+    for spec in MODEL_OPTIONS:
+        assert params[spec.parameter] == spec.default, spec.parameter
+    assert set(params) <= set(parameter_names())
+    tree = ast.parse((repo / "launch" / "minelisa.launch.py").read_text())
+    overrides = next(
+        [key.value for key in node.value.keys]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "OVERRIDES"
+    )
+    assert {spec.parameter for spec in MODEL_OPTIONS} <= set(overrides)
+    assert set(overrides) <= set(parameter_names())
