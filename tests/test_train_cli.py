@@ -17,6 +17,18 @@ def test_unknown_key(tmp_path, capsys) -> None:
     assert "unknown config key lora.rank" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "override", ["runtime.save_every_steps=0", "runtime.log_every=0", "train.max_steps=-3"]
+)
+def test_value_out_of_range_before_any_loading(tmp_path, capsys, override) -> None:
+    # Neither the data nor the model exists: the recipe is refused first.
+    args = _train(tmp_path, override, f"data.root={tmp_path / 'nowhere'}", "model.path=/nowhere")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"minelisa train: {override.partition('=')[0]} must be" in err and ">= 1" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_data_message(tmp_path, capsys) -> None:
     assert (
         main(_train(tmp_path, f"data.root={tmp_path / 'nowhere'}", "model.path=/also/nowhere")) == 2

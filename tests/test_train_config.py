@@ -7,10 +7,12 @@ import torch
 
 from minelisa_training.training.config import (
     ConfigError,
+    TrainConfig,
     load_config,
     resolve_config_path,
     shipped_configs,
 )
+from minelisa_training.training.config_rules import RULES
 from minelisa_training.training.distributed import build_deepspeed_config, lr_scheduler_for
 from minelisa_training.training.lr_schedule import WarmupLinearDecay
 
@@ -131,7 +133,7 @@ def test_overrides_are_typed() -> None:
     [
         ("train.epochs=many", r"train\.epochs must be int"),
         ("runtime.precision=fp8", r"runtime\.precision must be fp16, bf16 or fp32"),
-        ("optim.betas=[0.9]", r"optim\.betas needs two values"),
+        ("optim.betas=[0.9]", r"optim\.betas must be two values in \[0, 1\), got \[0\.9\]"),
         ("lora", r"must look like section\.key=value"),
         ("optim=3", r"optim must be a mapping"),
     ],
@@ -139,6 +141,71 @@ def test_overrides_are_typed() -> None:
 def test_bad_values_are_explained(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config("tiny_cpu", [override])
+
+
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("runtime.save_every_steps=0", "an integer >= 1"),  # was a ZeroDivisionError after loading
+        ("runtime.log_every=0", "an integer >= 1"),  # likewise
+        ("runtime.validate_every_epochs=0", "an integer >= 1"),
+        ("runtime.keep_checkpoints=0", "an integer >= 1"),
+        ("train.max_steps=0", "null or an integer >= 1"),
+        ("train.max_steps=-3", "null or an integer >= 1"),
+        ("train.epochs=0", "an integer >= 1"),
+        ("train.batch_size=-1", "an integer >= 1"),
+        ("train.gradient_accumulation_steps=0", "an integer >= 1"),
+        ("train.seed=-5", "an integer in [0, 2**32)"),
+        ("optim.warmup_steps=-10", "an integer >= 0"),  # was silently clamped
+        ("optim.lr=0", "a number > 0"),
+        ("optim.min_lr=1.0", "a number in [0, optim.lr]"),
+        ("optim.min_lr=-1e-6", "a number in [0, optim.lr]"),
+        ("optim.weight_decay=-0.1", "a number >= 0"),
+        ("optim.grad_clip=-1", "a number >= 0 (0: no clipping)"),
+        ("optim.betas=[0.9, 1.2]", "two values in [0, 1)"),
+        ("lora.r=0", "an integer >= 1"),
+        ("lora.alpha=0", "a number > 0"),
+        ("lora.dropout=1.0", "a number in [0, 1)"),
+        ("lora.target_modules=[]", "a non-empty list of module names"),
+        ("loss.dice=-1", "a number >= 0"),
+        ("loss.dice_eps=0", "a number > 0"),
+        ("data.val_fraction=0", "a number in (0, 1)"),
+        ("data.negative_fraction=1.5", "a number in [0, 1]"),
+        ("data.group_fields=0", "an integer >= 1"),
+        ("data.max_train_samples=0", "null or an integer >= 1"),
+        ("data.max_val_images=-1", "null or an integer >= 1"),
+        ("data.num_workers=-1", "an integer >= 0"),
+        ("data.templates=[Segment the thing.]", "a non-empty list of texts with {class_name}"),
+        ("runtime.device=tpu", "auto, cpu, cuda or cuda:N"),
+        ("runtime.zero_stage=3", "0, 1 or 2"),
+    ],
+)
+def test_out_of_range_values_name_the_key_and_the_range(override: str, allowed: str) -> None:
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config("tiny_cpu", [override])
+    assert str(info.value).startswith(f"{key} must be {allowed}, got "), str(info.value)
+
+
+def test_every_recipe_value_has_a_range_or_a_type_only() -> None:
+    """A new recipe key gets a rule in config_rules.RULES, or joins this list of keys whose
+    type alone says what is allowed."""
+    typed_only = {
+        "model.path", "model.vision_tower", "data.root", "data.classes", "data.val_mines",
+        "data.split_seed", "data.augment", "runtime.gradient_checkpointing",
+        "runtime.cache_image_embeddings", "runtime.progress",
+    }  # fmt: skip
+    keys = {f"{section}.{name}" for section, values in TrainConfig().to_dict().items()
+            if section != "trainable" for name in values}  # fmt: skip
+    assert keys - typed_only == set(RULES), (keys - typed_only) ^ set(RULES)
+
+
+def test_nothing_to_train_is_refused() -> None:
+    with pytest.raises(ConfigError, match="loss.ce, loss.dice and loss.bce are all 0"):
+        load_config("tiny_cpu", ["loss.ce=0", "loss.dice=0", "loss.bce=0"])
+    off = [f"trainable.{k}=false" for k in vars(load_config("tiny_cpu").trainable)]
+    with pytest.raises(ConfigError, match="nothing is trainable"):
+        load_config("tiny_cpu", off)
 
 
 def test_missing_config_file() -> None:

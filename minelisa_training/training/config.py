@@ -129,26 +129,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Checks values that no type annotation can express."""
-        checks = [
-            (self.runtime.precision in ("fp16", "bf16", "fp32"), "runtime.precision must be fp16, bf16 or fp32"),
-            (self.runtime.device in ("auto", "cpu", "cuda"), "runtime.device must be auto, cpu or cuda"),
-            (self.runtime.zero_stage in (0, 1, 2), "runtime.zero_stage must be 0, 1 or 2"),
-            (self.data.split in ("official", "groups", "mines"), "data.split must be official, groups or mines"),
-            (self.train.batch_size >= 1, "train.batch_size must be >= 1"),
-            (self.train.epochs >= 1, "train.epochs must be >= 1"),
-            (self.train.gradient_accumulation_steps >= 1, "train.gradient_accumulation_steps must be >= 1"),
-            (self.optim.lr > 0, "optim.lr must be > 0"),
-            (len(self.optim.betas) == 2, "optim.betas needs two values"),
-            (self.lora.r >= 1, "lora.r must be >= 1"),
-            (0.0 <= self.data.negative_fraction <= 1.0, "data.negative_fraction must be in [0, 1]"),
-            (self.runtime.keep_checkpoints >= 1, "runtime.keep_checkpoints must be >= 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        if not any(dataclasses.asdict(self.trainable).values()):
-            raise ConfigError("trainable: nothing is trainable")
+        """Checks every value against its allowed range (`config_rules.RULES`)."""
+        from .config_rules import check_values
+
+        check_values(self)
 
 
 SHIPPED_DIR = "configs"

@@ -142,6 +142,7 @@ class Trainer:
     def setup(self) -> None:
         """Checks the run folder, loads data and model, starts DeepSpeed and restores a resumed run."""
         cfg = self.config
+        cfg.validate()  # a recipe built in code gets the checks load_config makes
         self.check_run_dir()
         self.device = runtime.resolve_device(cfg.runtime.device)
         # Data problems are reported before the (possibly long) model load.
