@@ -86,6 +86,7 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
     from sensor_msgs.msg import Image
 
     from minelisa_ros.image_conversion import fill_image, image_to_rgb, mask_to_mono8
+    from minelisa_ros.parameters import standing_slugs
     from minelisa_training.engine import SegmentationEngine
     from minelisa_training.visualization import overlay_mask
 
@@ -128,8 +129,16 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
         node.wait_for("active:", timeout=300)
         client = client_node.create_client(SegmentByInstruction, "/minelisa/segment_by_instruction")
         assert client.wait_for_service(timeout_sec=60)
-        received = {"mask": 0, "overlay": 0}
-        for name in received:  # subscribers make the node publish (overlay included)
+        # Subscribers make the node publish (overlays included); standing results have topics
+        # of their own, named after the instruction.
+        slug = standing_slugs([INSTRUCTION])[0]
+        received = {
+            "mask": 0,
+            "overlay": 0,
+            f"standing/{slug}/mask": 0,
+            f"standing/{slug}/overlay": 0,
+        }
+        for name in received:
             client_node.create_subscription(
                 Image,
                 f"/minelisa/{name}",
