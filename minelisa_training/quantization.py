@@ -14,14 +14,14 @@ path runs through them.
   model's dtype (on CPUs with AVX512-BF16, bitsandbytes' CPU kernel computes in bf16).
 
 Why bitsandbytes: one maintained library whose int8 and 4-bit layers both run on
-the CPU (so CI tests the real code path, no GPU needed) and on NVIDIA GPUs from
-compute capability 7.5 (int8) / 6.0 (4-bit), Jetson Orin (sm_87) included. torchao
-(the other candidate) runs int8 weight-only on the CPU, but its int4 layout needs
-the CUDA-only ``mslk`` kernels and does not run on the CPU at all, so a CPU test
-could not cover ``int4``. Jetson note: the aarch64 wheels on PyPI are built for
-server ARM (sbsa) CUDA, not JetPack's; on a Jetson install bitsandbytes from a
-source build against JetPack's CUDA (``-DCOMPUTE_CAPABILITY=87``) or a Jetson AI
-Lab wheel.
+the CPU (so CI tests the real code path, no GPU needed) and on NVIDIA GPUs of compute
+capability 7.5+ (int8) / 6.0+ (4-bit), Jetson Orin (8.7) included; a Jetson Xavier
+(7.2) gets int4 only. torchao (the other candidate) runs int8 weight-only on the
+CPU, but its int4 layout needs the CUDA-only ``mslk`` kernels and does not run on the
+CPU at all, so no CPU test could cover ``int4``. On a Jetson, bitsandbytes' aarch64
+wheels on PyPI are built for server-ARM (sbsa) CUDA, not JetPack's, and fail at the
+first CUDA call: build it on the device against JetPack's CUDA
+(``cmake -DCOMPUTE_BACKEND=cuda -DCOMPUTE_CAPABILITY=87``) or use a Jetson AI Lab wheel.
 
 Quantization saves memory, not CPU time: on the CPU the bitsandbytes kernels are
 slower than PyTorch's float matmuls (benchmarks/RESULTS.md). It is meant for GPUs
@@ -104,23 +104,54 @@ def load_backend(mode: str) -> ModuleType:
     return bitsandbytes
 
 
+def _linears(module: nn.Module) -> list[tuple[nn.Module, str, nn.Linear]]:
+    return [
+        (parent, name, child)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+        if type(child) is nn.Linear  # not already a bitsandbytes subclass
+    ]
+
+
 def decoder_linears(model: MineLisaModel) -> list[tuple[nn.Module, str, nn.Linear]]:
     """(parent, attribute, linear) for every `nn.Linear` inside the LLM's decoder layers."""
-    found = []
-    for layer in model.language_model.model.layers:
-        for parent in layer.modules():
-            for name, child in parent.named_children():
-                if type(child) is nn.Linear:  # not already a bitsandbytes subclass
-                    found.append((parent, name, child))
-    return found
+    return [found for layer in model.language_model.model.layers for found in _linears(layer)]
+
+
+def quantize_linears(module: nn.Module, mode: str, dtype: torch.dtype) -> int:
+    """Replace every `nn.Linear` inside `module` by an int8 or 4-bit one; how many.
+
+    Each is quantized on its own device and swapped in, and its full-precision weight
+    freed before the next: the peak is `module` plus one quantized linear.
+
+    Args:
+        module: e.g. one decoder layer.
+        mode: ``int8`` or ``int4``.
+        dtype: the 4-bit layers' compute dtype (the model's).
+
+    Raises:
+        InvalidInputError: as `quantize_language_model`.
+    """
+    if check_mode(mode) == "none":
+        return 0
+    bnb = load_backend(mode)
+    todo = _linears(module)
+    count = len(todo)
+    while todo:
+        parent, name, linear = todo.pop()  # the list lets go of it too
+        _check_device(mode, linear.weight.device)
+        quantized = _int8(bnb, linear) if mode == "int8" else _int4(bnb, linear, dtype)
+        quantized.train(linear.training)
+        setattr(parent, name, quantized)
+        del linear  # the last reference: the full-precision weight is freed here
+    return count
 
 
 def quantize_language_model(model: MineLisaModel, mode: str) -> MineLisaModel:
     """Replace the LLM decoder layers' linears by int8 or 4-bit ones, in place.
 
-    One linear at a time on its own device: the quantized copy is made, swapped in,
-    and the full-precision weight freed, so the peak is the model plus one layer's
-    quantized weights. Compute runs in the model's dtype.
+    Layer by layer, one linear at a time (`quantize_linears`): the peak memory is the
+    model plus one quantized linear. 4-bit layers compute in the model's dtype.
 
     Args:
         model: a loaded `MineLisaModel`.
@@ -135,14 +166,10 @@ def quantize_language_model(model: MineLisaModel, mode: str) -> MineLisaModel:
     """
     if check_mode(mode) == "none":
         return model
-    bnb = load_backend(mode)
+    load_backend(mode)  # a missing package is said before any layer changes
     dtype = model.dtype
-    for parent, name, linear in decoder_linears(model):
-        _check_device(mode, linear.weight.device)
-        quantized = _int8(bnb, linear) if mode == "int8" else _int4(bnb, linear, dtype)
-        quantized.train(linear.training)
-        setattr(parent, name, quantized)
-        del linear  # the last reference: the full-precision weight is freed here
+    for layer in model.language_model.model.layers:
+        quantize_linears(layer, mode, dtype)
     return model
 
 
@@ -204,20 +231,10 @@ def _int4(bnb: ModuleType, linear: nn.Linear, dtype: torch.dtype) -> nn.Module:
 
 def quantization_of(model: MineLisaModel) -> str:
     """``int8``, ``int4`` or ``none``: what `quantize_language_model` did to `model`."""
-    for _, _, module in _named_layers(model):
-        kind = type(module).__name__
-        if kind == "Linear8bitLt":
-            return "int8"
-        if kind == "Linear4bit":
-            return "int4"
-    return "none"
-
-
-def _named_layers(model: MineLisaModel) -> Iterator[tuple[nn.Module, str, nn.Module]]:
-    for layer in model.language_model.model.layers:
-        for parent in layer.modules():
-            for name, child in parent.named_children():
-                yield parent, name, child
+    kinds = {type(m).__name__ for m in model.language_model.model.layers.modules()}
+    if "Linear8bitLt" in kinds:
+        return "int8"
+    return "int4" if "Linear4bit" in kinds else "none"
 
 
 def _state_tensors(owner: object) -> Iterator[torch.Tensor]:

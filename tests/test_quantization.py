@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from minelisa_training import museg
+from minelisa_training import museg, quantization
 from minelisa_training.cli import main
 from minelisa_training.engine import SegmentationEngine
 from minelisa_training.errors import InvalidInputError
@@ -100,6 +101,23 @@ def test_llm_weight_bytes_shrink_by_the_expected_factor(tiny, quantized, mode):
     # Everything else in the LLM (embeddings, lm_head, norms) is unchanged.
     before, after = weight_bytes(model.language_model), weight_bytes(quantized[mode].language_model)
     assert after == before - full + got
+
+
+def test_each_full_precision_linear_is_freed_as_it_goes(tiny, monkeypatch):
+    model = copy.deepcopy(tiny[0])
+    refs = [weakref.ref(linear) for _, _, linear in decoder_linears(model)]
+    alive = []
+    original = quantization._int4
+
+    def spy(*args):
+        alive.append(sum(ref() is not None for ref in refs))
+        return original(*args)
+
+    monkeypatch.setattr(quantization, "_int4", spy)
+    quantize_language_model(model, "int4")
+    # Before the k-th is quantized, the k-1 before it are gone: peak = model + one linear.
+    assert alive == list(range(len(refs), 0, -1))
+    assert all(ref() is None for ref in refs)
 
 
 def _replaced(model):
