@@ -10,6 +10,7 @@ Raw release layout (MUSeg, Scientific Data 2025)::
     ROOT/02-Mine ... 06-Mine
     ROOT/Experiment/DatasetSplit.zip     train.txt / val.txt (or the extracted files)
     ROOT/Experiment/intrinsics.json      optional: depth camera intrinsics (read_intrinsics)
+    ROOT/Experiment/sequences.json       optional: frame sequences (read_sequences)
 
 Ids look like ``01-01-01-0014-240523104754-08-99``. The first three fields name
 the mine, roadway and capture group; frames of one capture group are near
@@ -57,6 +58,7 @@ from .layout import (
     GROUP_FIELDS,
     IMAGE_EXTENSIONS,
     MINE_DIR_RE,
+    FrameSequence,
     ImageRecord,
     Layout,
     capture_group,
@@ -64,6 +66,7 @@ from .layout import (
     mine_dirs,
     mine_key,
     read_intrinsics,
+    read_sequences,
     scan,
 )
 from .readers import class_presence, ignore_mask, load_depth, load_image, load_label
@@ -96,6 +99,7 @@ __all__ = [
     "CheckReport",
     "ClassMap",
     "DataError",
+    "FrameSequence",
     "GROUP_FIELDS",
     "IGNORE_VALUE",
     "IMAGE_EXTENSIONS",
@@ -147,6 +151,7 @@ __all__ = [
     "read_intrinsics",
     "read_official_split",
     "read_polygons",
+    "read_sequences",
     "read_split",
     "scan",
     "shape_label_votes",

@@ -12,6 +12,10 @@
     ROOT/Experiment/intrinsics.json      optional: the depth images' pinhole intrinsics
                                          ({"width", "height", "k": CameraInfo's 9 values});
                                          ``synth`` writes it, the MUSeg release has none
+    ROOT/Experiment/sequences.json       optional: frame sequences (``read_sequences``):
+                                         {"fps", "sequences": {capture group: {"mine",
+                                         "frames": [ids in time order], "timestamps_s"}}};
+                                         ``synth --sequences`` writes it
 
 ``Layout`` is the one place these names are spelled: the readers find files with it
 and ``synth`` writes its files with it.
@@ -44,6 +48,7 @@ DEPTH_SUFFIX = ".png"
 EXPERIMENT_DIR = "Experiment"
 SPLIT_ZIP = "DatasetSplit.zip"
 INTRINSICS_FILE = "intrinsics.json"
+SEQUENCES_FILE = "sequences.json"
 
 # Ids look like 01-01-01-0014-240523104754-08-99: mine, roadway, capture group, frame, ...
 GROUP_FIELDS = 3
@@ -129,6 +134,11 @@ class Layout:
         """Where the depth camera's intrinsics are (``Experiment/intrinsics.json``)."""
         return self.experiment_dir / INTRINSICS_FILE
 
+    @property
+    def sequences_path(self) -> Path:
+        """Where the frame sequences' manifest is (``Experiment/sequences.json``)."""
+        return self.experiment_dir / SEQUENCES_FILE
+
     def record(self, image_id: str, mine: int | str, image_ext: str = ".jpg") -> ImageRecord:
         """The record of image ``image_id`` of ``mine`` (its files need not exist yet)."""
         key = mine_key(mine)
@@ -196,6 +206,50 @@ def read_intrinsics(root: str | Path) -> Intrinsics | None:
         return Intrinsics.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, InvalidInputError) as exc:
         raise DataError(f"{path}: not usable camera intrinsics ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class FrameSequence:
+    """One sequence of ``Experiment/sequences.json``: its frames in time order.
+
+    Attributes:
+        sequence_id: the frames' capture group (e.g. ``01-02-03``).
+        records: the frames' records (their files need not exist: the readers check).
+        timestamps_s: each frame's time in seconds from the first.
+        fps: the manifest's frame rate.
+    """
+
+    sequence_id: str
+    records: tuple[ImageRecord, ...]
+    timestamps_s: tuple[float, ...]
+    fps: float
+
+
+def read_sequences(root: str | Path) -> dict[str, FrameSequence]:
+    """The frame sequences of ``ROOT/Experiment/sequences.json`` by id, in the file's
+    order; empty when there is no such file (the MUSeg release has none). A file that
+    is there but unusable raises ``DataError`` naming it and why."""
+    layout = Layout.find(root)
+    path = layout.sequences_path
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fps = float(data["fps"])
+        out = {}
+        for key, entry in data["sequences"].items():
+            frames, stamps = list(entry["frames"]), [float(t) for t in entry["timestamps_s"]]
+            if len(frames) != len(stamps) or any(b <= a for a, b in zip(stamps, stamps[1:])):
+                raise ValueError(f"sequence {key}: frames and increasing timestamps must pair up")
+            if any(capture_group(str(f)) != key for f in frames):
+                raise ValueError(f"sequence {key}: a frame id outside capture group {key}")
+            records = tuple(layout.record(str(f), entry["mine"]) for f in frames)
+            out[str(key)] = FrameSequence(str(key), records, tuple(stamps), fps)
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: not a usable sequence manifest ({exc!r})") from exc
+    except ValueError as exc:
+        raise DataError(f"{path}: not a usable sequence manifest ({exc})") from exc
+    return out
 
 
 def find_root(path: str | Path) -> Path:

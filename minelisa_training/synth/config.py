@@ -1,4 +1,4 @@
-"""What ``write_dataset`` writes: image count, seed, size, mines, class order, split."""
+"""What ``write_dataset`` writes: image count, sequences, seed, size, mines, class order, split."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What ``write_dataset`` writes. ``class_order`` "A" or "B" picks the label ids."""
+    """What ``write_dataset`` writes. ``class_order`` "A" or "B" picks the label ids.
+
+    ``images`` still images in capture groups, plus ``sequences`` sequences of ``frames``
+    frames each at ``fps`` frames a second (``sequence``); either may be 0, not both.
+    """
 
     images: int = 60
     seed: int = 0
@@ -33,10 +37,21 @@ class SynthConfig:
     class_order: str = "A"
     val_fraction: float = 0.5
     jpeg_quality: int = 92
+    sequences: int = 0
+    frames: int = 16
+    fps: float = 15.0
 
     def __post_init__(self) -> None:
-        if self.images < 1:
-            raise InvalidInputError("images must be >= 1")
+        if self.images < 0 or self.sequences < 0:
+            raise InvalidInputError("images and sequences must be >= 0")
+        if self.images + self.sequences < 1:
+            raise InvalidInputError("images must be >= 1 (or sequences >= 1)")
+        if self.sequences > 99 * self.mines:
+            raise InvalidInputError(f"at most 99 sequences per mine ({99 * self.mines} in all)")
+        if self.sequences and not 2 <= self.frames <= 9999:
+            raise InvalidInputError(f"frames must be in 2..9999, got {self.frames}")
+        if not 0.0 < self.fps <= 1000.0:
+            raise InvalidInputError(f"fps must be in (0, 1000], got {self.fps}")
         if not 1 <= self.mines <= 99:
             raise InvalidInputError("mines must be in 1..99")
         if self.width < 32 or self.height < 32:

@@ -47,6 +47,11 @@ class Roadway:
         """Depth of the cross-section at ``t``, metres."""
         return self.near_m / self.scale(t)
 
+    def t_at_depth(self, depth_m: float) -> float:
+        """The depth parameter of the cross-section ``depth_m`` metres away (inverse of
+        ``depth_m``; below 0 nearer than the near cross-section)."""
+        return (1.0 - self.near_m / depth_m) / (1.0 - 2.0 * self.fw / self.width)
+
     def px(self, metres: float, t: float) -> float:
         """Image size in pixels of ``metres`` facing the camera at depth ``t``."""
         return metres * self.focal / self.depth_m(t)

@@ -4,9 +4,12 @@ Every path comes from ``museg.Layout``, the object the reader uses, so what is
 written here is what the reader finds. Frames come in capture groups inside mines
 (ids in MUSeg's format from ``make_ids``); the official split is capture-group
 disjoint and written last, as ``Experiment/DatasetSplit.zip`` (atomically: a dataset
-with a split file is complete), after the camera's ``Experiment/intrinsics.json``. Everything is drawn from ``numpy.random.default_rng``
-streams keyed by (seed, mine, group, frame) and written with fixed encoder settings
-and zip timestamps: the same seed gives the same bytes.
+with a split file is complete), after the camera's ``Experiment/intrinsics.json``.
+Sequences (``sequence``), when asked for, come after the still images, with their
+manifest ``Experiment/sequences.json``; their frames are in the split too, each
+sequence on one side. Everything is drawn from ``numpy.random.default_rng`` streams
+keyed by (seed, mine, group, frame) or (seed, sequence, frame) and written with fixed
+encoder settings and zip timestamps: the same seed gives the same bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .camera import intrinsics_json
 from .config import SynthConfig
 from .objects import CLASS_PRESENCE
 from .scene import Scene, mine_style, render_scene
+from .sequence import manifest, render_sequences, sequence_ids
 
 BACKGROUND_SHARE = 0.05  # frames with no object at all
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps -> identical bytes
@@ -117,25 +121,25 @@ def _write_image(
     rec.polygons_path.write_text(json.dumps(labelme, indent=2), encoding="utf-8")
 
 
-def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> dict:
-    """Write ``cfg.images`` scenes under ``out`` in the raw MUSeg layout; returns a
-    summary (ids per split, images per mine, all-background ids)."""
+def _write_stills(
+    layout: museg.Layout,
+    cfg: SynthConfig,
+    ids: list[tuple[int, int, str]],
+    palette: np.ndarray,
+    progress: bool,
+) -> np.ndarray:
+    """The still images; returns which ids are all background."""
     from tqdm import tqdm
 
-    layout = museg.Layout(Path(out))
-    class_map = cfg.class_map
-    ids = make_ids(cfg)
     background = _background_flags(cfg, len(ids))
-    palette = voc_palette()
-    for m in range(1, cfg.mines + 1):
-        for folder in (layout.image_dir(m), layout.depth_dir(m), layout.label_dir(m)):
-            folder.mkdir(parents=True, exist_ok=True)
-
+    class_map = cfg.class_map
     # Each capture group features one class in turn, so that every class shows up
     # once there are 15 groups, whatever the random presence draws.
     group_index = {key: i for i, key in enumerate(dict.fromkeys((m, g) for m, g, _ in ids))}
     classes = list(CLASS_PRESENCE)
-    frames = tqdm(list(zip(ids, background)), desc="synthesising", unit="img", disable=not progress)
+    frames = tqdm(
+        list(zip(ids, background)), desc="synthesising", unit="img", disable=not progress or not ids
+    )
     for (mine, group, image_id), all_bg in frames:
         frame = int(image_id.split("-")[3])
         scene = render_scene(
@@ -149,16 +153,53 @@ def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: b
             featured=classes[group_index[mine, group] % len(classes)],
         )
         _write_image(layout.record(image_id, mine), scene, cfg, palette)
+    return background
+
+
+def _write_sequences(
+    layout: museg.Layout, cfg: SynthConfig, palette: np.ndarray, progress: bool
+) -> list[museg.ImageRecord]:
+    """The sequences' frames and their manifest; returns the frames' records."""
+    from tqdm import tqdm
+
+    records = []
+    total = cfg.sequences * cfg.frames
+    frames = tqdm(
+        render_sequences(cfg, cfg.class_map),
+        total=total,
+        desc="sequences",
+        unit="frame",
+        disable=not progress,
+    )
+    for mine, frame_id, scene in frames:
+        records.append(layout.record(frame_id, mine))
+        _write_image(records[-1], scene, cfg, palette)
+    atomic_write(layout.sequences_path, json.dumps(manifest(cfg), indent=2) + "\n")
+    return records
+
+
+def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: bool = True) -> dict:
+    """Write ``cfg.images`` scenes (and ``cfg.sequences`` sequences) under ``out`` in the raw
+    MUSeg layout; returns a summary (ids per split, images per mine, all-background ids,
+    and the sequences' frame ids when there are any)."""
+    layout = museg.Layout(Path(out))
+    ids = make_ids(cfg)
+    palette = voc_palette()
+    for m in range(1, cfg.mines + 1):
+        for folder in (layout.image_dir(m), layout.depth_dir(m), layout.label_dir(m)):
+            folder.mkdir(parents=True, exist_ok=True)
+    background = _write_stills(layout, cfg, ids, palette, progress)
+    sequence_records = _write_sequences(layout, cfg, palette, progress) if cfg.sequences else []
 
     camera = json.dumps(intrinsics_json(cfg.width, cfg.height), indent=2) + "\n"
     layout.experiment_dir.mkdir(parents=True, exist_ok=True)
     layout.intrinsics_path.write_text(camera, encoding="utf-8")
-    records = [layout.record(i, m) for m, _, i in ids]
+    records = [layout.record(i, m) for m, _, i in ids] + sequence_records
     split = museg.group_split(records, cfg.val_fraction, cfg.seed)
     names = museg.SPLIT_NAMES
     texts = {f"{name}.txt": "".join(f"{r.image_id}\n" for r in split[name]) for name in names}
     atomic_write(layout.split_zip, _zip_bytes(texts))
-    return {
+    summary = {
         "root": str(layout.root),
         "images": len(ids),
         "class_order": cfg.class_order.upper(),
@@ -169,3 +210,6 @@ def write_dataset(out: str | Path, cfg: SynthConfig = SynthConfig(), progress: b
         "split": {name: [r.image_id for r in split[name]] for name in names},
         "all_background": [i for (_, _, i), bg in zip(ids, background) if bg],
     }
+    if cfg.sequences:
+        summary["sequences"] = {key: frames for _, key, frames in sequence_ids(cfg)}
+    return summary
