@@ -25,6 +25,23 @@ class BusyError(RequestError):
     """More requests are waiting for the model than the node allows."""
 
 
+def not_serving_reason(node: str, loaded: bool, model_state: str, model_message: str) -> str:
+    """What the service answers outside the active state: why, and what to do."""
+    if loaded:
+        return (
+            "node is not active (lifecycle state: inactive): activate it "
+            f"(ros2 lifecycle set {node} activate)"
+        )
+    if model_state == "loading":
+        return "node is not configured yet: the model is loading"
+    if model_state == "error":
+        return f"node is not configured: the model failed to load: {model_message}"
+    return (
+        "node is not configured (lifecycle state: unconfigured): configure it "
+        f"(ros2 lifecycle set {node} configure)"
+    )
+
+
 class Gate:
     """Holds the engine; admits a bounded number of requests; serialises model calls."""
 

@@ -5,10 +5,13 @@ A thin layer over `minelisa_training.engine.SegmentationEngine`:
 * subscribes to `image` (or `<image>/compressed`), keeping only the latest frame;
 * `~/segment_by_instruction` segments that frame (or an inline one) and
   answers with a mono8 mask carrying the frame's header;
-* publishes every result on `~/mask` (mono8 0/255), `~/overlay` (rgb8) and
-  `~/result` (minelisa/msg/SegmentationResult), and can segment every frame for
-  standing instructions at a fixed rate;
+* publishes service results on `~/mask` (mono8 0/255), `~/mask/compressed` (PNG)
+  and `~/overlay` (rgb8); segments every new frame for standing instructions at a
+  fixed rate, each on `~/standing/<slug>/mask` and `.../overlay`; every result also
+  on `~/result` (minelisa/msg/SegmentationResult);
 * publishes `/diagnostics` (frame rate, latency, model state).
+
+The service exists in every lifecycle state and says why it cannot segment yet.
 
 It is a lifecycle node: configure loads the model, activate starts the camera
 subscription, deactivate stops it, cleanup frees the model. With `autostart`
@@ -17,7 +20,8 @@ subscription, deactivate stops it, cleanup frees the model. With `autostart`
 This module is the lifecycle and the wiring; the parts live beside it:
 `parameters` (declaration, validated settings), `gate` (admission and the model
 lock), `camera` (latest frame, decoding), `publishing` (result topics on a worker
-thread), `diagnostics` (counters and the /diagnostics status).
+thread), `standing` (the standing-instruction tick), `diagnostics` (counters and
+the /diagnostics status), `process` (signals, executor, orderly shutdown).
 
 Threads: the camera subscription, the service, the standing-instruction timer
 and the monitoring timers each have their own callback group on a
@@ -53,7 +57,7 @@ from minelisa_training.errors import InvalidInputError
 from . import parameters
 from .camera import LatestFrame, NoFrameWarning, frame_image, inline_image, no_frame_hint
 from .diagnostics import NodeReport, RequestCounters, build_status
-from .gate import BusyError, Gate, RequestError
+from .gate import BusyError, Gate, RequestError, not_serving_reason
 from .image_conversion import ImageConversionError
 from .interfaces import SegmentByInstruction
 from .model_errors import describe_model_error, free_accelerator_memory
@@ -333,20 +337,10 @@ class MineLisaNode(LifecycleNode):
             return "node is shutting down"
         if self._active:
             return None
-        name = self.get_fully_qualified_name()
-        if self._gate.loaded:
-            return (
-                "node is not active (lifecycle state: inactive): activate it "
-                f"(ros2 lifecycle set {name} activate)"
-            )
-        if self._model_state == "loading":
-            return "node is not configured yet: the model is loading"
-        if self._model_state == "error":
-            return f"node is not configured: the model failed to load: {self._model_message}"
-        return (
-            "node is not configured (lifecycle state: unconfigured): configure it "
-            f"(ros2 lifecycle set {name} configure)"
-        )
+        return not_serving_reason(
+            self.get_fully_qualified_name(), self._gate.loaded, self._model_state,
+            self._model_message,
+        )  # fmt: skip
 
     def _state_label(self) -> str:
         return "active" if self._active else ("inactive" if self._gate.loaded else "unconfigured")

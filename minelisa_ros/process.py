@@ -60,14 +60,26 @@ def _autostart(node: Any, stop: _Stop) -> int:
         stop.interrupt_main = False
 
 
-def _wait_for_callbacks(executor: MultiThreadedExecutor, timeout: float) -> bool:
-    """Wait for callbacks still running on the executor's threads.
+def _wait_for_callbacks(executor: MultiThreadedExecutor, timeout: float, logger: Any) -> bool:
+    """Wait for every callback the executor started or queued, then collect their errors.
 
-    rclpy 7.1's Executor.shutdown() means to, but tests the flag it has just set and
-    never waits; its work tracker is what it would have waited on.
+    rclpy 7.1's Executor.shutdown() means to wait but tests the flag it has just set and
+    never does; a callback still running (or queued on the thread pool) when the node is
+    destroyed fails with "cannot use Destroyable", reported as an exception never
+    retrieved. Its thread pool's own shutdown does wait.
     """
-    tracker = getattr(executor, "_work_tracker", None)
-    return tracker.wait(timeout) if tracker is not None else True
+    pool = getattr(executor, "_executor", None)
+    if pool is not None:
+        waiter = threading.Thread(target=pool.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            return False
+    for task in list(getattr(executor, "_futures", [])):
+        error = task.exception() if task.done() else None
+        if error is not None:
+            logger.warning(f"a callback failed: {type(error).__name__}: {error}")
+    return True
 
 
 def run(make_node: Callable[[], Any], argv: Sequence[str] | None = None) -> int:
@@ -117,7 +129,8 @@ def _shut_down(
         node.get_logger().warning("stopping with service calls still running")
     halt.set()
     spinner.join()
-    _wait_for_callbacks(executor, DRAIN_TIMEOUT_S)
+    if not _wait_for_callbacks(executor, DRAIN_TIMEOUT_S, node.get_logger()):
+        node.get_logger().warning("stopping with callbacks still running")
     executor.shutdown(timeout_sec=0.0)
     node.destroy_node()
     rclpy.try_shutdown()
