@@ -156,3 +156,19 @@ def test_run_folder_rules_after_a_stop(tmp_path) -> None:
     assert find_resume_point(run, manager).path.name == "step00000003"
     message = interruption_message(run, 4, manager)
     assert "step00000003 (step 3)" in message and "minelisa train --resume --out" in message
+
+
+def test_checkpoints_without_a_manifest_are_never_deleted(tmp_path) -> None:
+    """Step folders none of which is complete (damaged, or from before manifests): a new
+    run and --resume both refuse and say where to look; nothing is removed."""
+    run = tmp_path / "run"
+    manager = CheckpointManager(run)
+    manager.save(FakeEngine(), state(3))
+    (manager.root / "step00000003" / MANIFEST_FILE).unlink()
+    for attempt in (
+        lambda: prepare_new_run(run, manager, print),
+        lambda: find_resume_point(run, manager),
+    ):
+        with pytest.raises(InvalidInputError, match="none is complete.*no manifest.json"):
+            attempt()
+    assert (manager.root / "step00000003" / STATE_FILE).is_file()

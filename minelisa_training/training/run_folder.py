@@ -54,6 +54,8 @@ def prepare_new_run(
             f"{run_dir} already holds a run{held}: pass --resume to continue it, "
             "or choose another --out"
         )
+    if checkpoints.checkpoints():  # never delete what may be someone's only copy
+        raise InvalidInputError(_damaged(run_dir, checkpoints, found))
     echo(
         f"{run_dir} holds a run that stopped before its first checkpoint was complete: "
         "starting it over in the same folder"
@@ -61,17 +63,27 @@ def prepare_new_run(
     checkpoints.clear()
 
 
+def _damaged(run_dir: Path, checkpoints: CheckpointManager, found: Found) -> str:
+    why = f" ({found.note})" if found.note else ""
+    return (
+        f"{run_dir} holds checkpoints, but none is complete{why}: they are damaged, or were "
+        f"written by an older MineLISA (no manifest.json). Look at {checkpoints.root}; "
+        "delete it to start the run over, or choose another --out"
+    )
+
+
 def find_resume_point(run_dir: Path, checkpoints: CheckpointManager) -> Found:
     """The checkpoint ``--resume`` continues from; refused when there is none."""
     found = checkpoints.find()
-    if found.path is None:
-        why = f" ({found.note})" if found.note else ""
-        raise InvalidInputError(
-            f"--resume: {run_dir} has no complete checkpoint{why}; the run stopped before its "
-            "first checkpoint was written. Start it over with the same command without "
-            f"--resume (it reuses {run_dir})."
-        )
-    return found
+    if found.path is not None:
+        return found
+    if checkpoints.checkpoints():
+        raise InvalidInputError("--resume: " + _damaged(run_dir, checkpoints, found))
+    raise InvalidInputError(
+        f"--resume: {run_dir} has no complete checkpoint; the run stopped before its first "
+        "checkpoint was written. Start it over with the same command without --resume "
+        f"(it reuses {run_dir})."
+    )
 
 
 def interruption_message(run_dir: Path, step: int, checkpoints: CheckpointManager) -> str:
