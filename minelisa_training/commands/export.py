@@ -24,9 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dtype",
-        choices=("fp32", "fp16", "bf16"),
-        default="fp32",
-        help="weight dtype of the bundle",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        default="auto",
+        help="weight dtype of the bundle (default auto: the run's training precision, fp16 for "
+        "the paper's recipe; the base model loads straight into it)",
     )
 
 

@@ -24,6 +24,16 @@ def effective_precision(config: TrainConfig, device: str) -> str:
     return config.runtime.precision
 
 
+def describe_device(config: TrainConfig, device) -> str:
+    """Where and in which precision a run trains, e.g. for the line before the model load."""
+    precision = effective_precision(config, device.type)
+    how = "runtime.device=auto" if config.runtime.device == "auto" else "asked"
+    note = f"device {device} ({how}), precision {precision}"
+    if precision != config.runtime.precision:
+        note += f" (the recipe's {config.runtime.precision} needs CUDA; none here)"
+    return note
+
+
 def build_deepspeed_config(config: TrainConfig, device: str) -> dict[str, Any]:
     """The DeepSpeed JSON config for a recipe: AdamW, clipping, precision, ZeRO-2.
 

@@ -58,15 +58,21 @@ def trained_weights_file(run_dir: Path, which: str) -> tuple[Path, dict[str, Any
     return latest / TRAINABLE_FILE, {"checkpoint": latest.name, "step": state["step"]}
 
 
-def load_trained_model(run_dir: str | Path, which: str = "best", device: str = "cpu"):
-    """The trained model *before* merging (LoRA layers and rows in place) and its tokenizer."""
+def load_trained_model(
+    run_dir: str | Path, which: str = "best", device: str = "cpu", dtype: str = "fp32"
+):
+    """The trained model *before* merging (LoRA layers and rows in place) and its tokenizer.
+
+    The base model loads straight into `dtype` (no fp32 copy of a 7B model on the host);
+    peft merges each LoRA layer's delta in fp32 and casts it back, one layer at a time.
+    """
     from ..checkpoint import load_model
 
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     weights, info = trained_weights_file(run_dir, which)
     loaded = load_model(
-        config.model.path, vision_tower=config.model.vision_tower, device=device, dtype="fp32"
+        config.model.path, vision_tower=config.model.vision_tower, device=device, dtype=dtype
     )
     model = prepare_for_training(
         loaded.model, sorted(loaded.tokenizer.added_tokens.values()), config.trainable, config.lora
@@ -76,15 +82,20 @@ def load_trained_model(run_dir: str | Path, which: str = "best", device: str = "
 
 
 def export_run(
-    run_dir: str | Path, out: str | Path, which: str = "best", dtype: str = "fp32"
+    run_dir: str | Path, out: str | Path, which: str = "best", dtype: str = "auto"
 ) -> Path:
-    """Merge and write the bundle; returns its path."""
-    from ..checkpoint import resolve_dtype, save_bundle
+    """Merge and write the bundle; returns its path.
+
+    ``dtype`` ``auto`` is the run's training precision (fp16 for the paper's recipe: a
+    ~15 GB LISA-7B bundle, not a 31 GB fp32 one; fp32 for CPU recipes).
+    """
+    from ..checkpoint import save_bundle
 
     run_dir = Path(run_dir)
-    model, tokenizer, config, info = load_trained_model(run_dir, which)
+    if dtype == "auto":
+        dtype = read_run_config(run_dir).runtime.precision
+    model, tokenizer, config, info = load_trained_model(run_dir, which, dtype=dtype)
     merge_for_serving(model)
-    model.to(resolve_dtype(dtype))
     summary_path = run_dir / SUMMARY_FILE
     card = {
         "name": "MineLISA",

@@ -30,7 +30,7 @@ from .checkpointing import CheckpointManager
 from .config import TrainConfig
 from .data import ExampleEncoder, TrainBatch
 from .dataset import Augment, SampleDataset, load_split_samples
-from .distributed import effective_precision
+from .distributed import describe_device, effective_precision
 from .interrupts import StopRequest
 from .metrics_log import MetricsLog
 from .run_folder import (
@@ -110,11 +110,15 @@ class Trainer:
                 "model.path is not set (a LISA-format directory or an exported bundle)"
             )
         try:
+            # Straight into the training precision on the training device: a 7B model
+            # never gets a full-precision copy on the host (DeepSpeed's mixed precision
+            # keeps fp32 master copies of the trainable tensors only).
+            device = runtime.resolve_device(self.config.runtime.device)
             return load_model(
                 self.config.model.path,
                 vision_tower=self.config.model.vision_tower,
-                device="cpu",
-                dtype="fp32",
+                device=device,
+                dtype=effective_precision(self.config, device.type),
             )
         except (CheckpointError, FileNotFoundError, ValueError) as exc:
             raise CheckpointError(
@@ -145,6 +149,7 @@ class Trainer:
         cfg.validate()  # a recipe built in code gets the checks load_config makes
         self.check_run_dir()
         self.device = runtime.resolve_device(cfg.runtime.device)
+        self.echo(describe_device(cfg, self.device))  # before the long model load
         # Data problems are reported before the (possibly long) model load.
         self.splits = load_split_samples(
             cfg.data, progress=cfg.runtime.progress and runtime.is_main_process()
