@@ -5,6 +5,7 @@ paper's; ``tiny_cpu.yaml`` runs on a laptop CPU). Every key is checked: a key th
 recipe does not know is an error that names it, so a typo never silently trains
 with a default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,12 +33,15 @@ class ModelSection:
 class DataSection:
     root: str | None = None  # raw MUSeg layout (real or `minelisa synth`)
     classes: str | None = None  # class order: null/A (documentation), B (MineLISA code) or a file
-    split: str = "official"  # official (Experiment/ files) | groups (capture-group disjoint) | mines
+    # official (Experiment/ files) | groups (capture-group disjoint) | mines
+    split: str = "official"
     val_fraction: float = 0.2  # for split=groups
     val_mines: list[str] = field(default_factory=list)  # for split=mines
     split_seed: int = 0
     group_fields: int = 3  # for split=groups: leading id fields that name a capture group
-    templates: list[str] = field(default_factory=lambda: ["Please segment the {class_name} in this image."])
+    templates: list[str] = field(
+        default_factory=lambda: ["Please segment the {class_name} in this image."]
+    )
     negative_fraction: float = 0.0  # extra samples naming an absent class (empty target)
     augment: bool = True  # mine-style photometric augmentation of training images
     # Subsets, as `minelisa eval --limit-images / --limit-samples` (museg.SplitOptions):
@@ -152,7 +156,9 @@ def resolve_config_path(name_or_path: str) -> Path:
     shipped = resources.files("minelisa_training").joinpath(SHIPPED_DIR, f"{path.stem}.yaml")
     if path.suffix in ("", ".yaml") and path.parent == Path(".") and shipped.is_file():
         return Path(str(shipped))
-    raise ConfigError(f"config {name_or_path!r} is neither a file nor a shipped recipe ({', '.join(shipped_configs())})")
+    raise ConfigError(
+        f"config {name_or_path!r} is neither a file nor a shipped recipe ({', '.join(shipped_configs())})"
+    )
 
 
 def load_config(name_or_path: str | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
@@ -216,7 +222,9 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(names)})"
+            hint = (
+                f" (did you mean {prefix}{close[0]}?)" if close else f" (known: {', '.join(names)})"
+            )
             raise ConfigError(f"unknown config key {prefix}{key}{hint}")
     kwargs = {}
     for name in names:
