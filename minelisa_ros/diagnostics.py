@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
@@ -107,10 +107,24 @@ class NodeReport:
     in_flight: int
     topic_results_dropped: int
     requests: RequestStats
+    proximity: dict[str, int] = field(default_factory=dict)  # instruction -> AlertLevel
 
 
 def _ms(value: float | None) -> str:
     return "none" if value is None else f"{value:.1f}"
+
+
+def _proximity_level(report: NodeReport) -> tuple[bytes, str] | None:
+    """WARN (ERROR) while a proximity rule's object is within (half) its threshold."""
+    raised = {text: level for text, level in report.proximity.items() if level > 0}
+    if not raised:
+        return None
+    worst = max(raised.values())
+    names = ", ".join(
+        f"{text!r} ({'ERROR' if lvl >= 2 else 'WARN'})" for text, lvl in raised.items()
+    )
+    status = DiagnosticStatus.ERROR if worst >= 2 else DiagnosticStatus.WARN
+    return status, f"proximity: {names} within the alert distance"
 
 
 def _level(report: NodeReport) -> tuple[bytes, str]:
@@ -121,6 +135,9 @@ def _level(report: NodeReport) -> tuple[bytes, str]:
     age = report.frame_age_s
     if age is None or age > report.no_frame_warning_period:
         return DiagnosticStatus.WARN, "no camera frames"
+    proximity = _proximity_level(report)
+    if proximity is not None:
+        return proximity
     return DiagnosticStatus.OK, f"active, camera at {report.frame_rate_hz:.1f} Hz"
 
 
@@ -147,6 +164,8 @@ def build_status(report: NodeReport) -> DiagnosticStatus:
         "last_service_latency_ms": _ms(stats.last_latency_ms),
         "median_service_latency_ms": _ms(stats.median_latency_ms),
     }
+    for text, alert in report.proximity.items():
+        values[f"proximity_level[{text}]"] = str(int(alert))
     return DiagnosticStatus(
         level=level,
         name=f"{report.name}: segmentation",

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
 import numpy as np
 
 from minelisa_training.engine import SegmentationEngine, SegmentationResult
 from minelisa_training.errors import InvalidInputError
+
+T = TypeVar("T")
 
 
 class RequestError(InvalidInputError):
@@ -137,5 +140,17 @@ class Gate:
             start = time.perf_counter()
             results = engine.segment_batch(rgb, list(instructions))
             return results, (time.perf_counter() - start) * 1000.0
+        finally:
+            self._model_lock.release()
+
+    def try_with_engine(self, work: Callable[[SegmentationEngine], T]) -> tuple[T, float] | None:
+        """`work(engine)` and its wall time in ms if the model is free now, else None."""
+        if self._closing or not self._model_lock.acquire(blocking=False):
+            return None
+        try:
+            engine = self._require_engine()
+            start = time.perf_counter()
+            done = work(engine)
+            return done, (time.perf_counter() - start) * 1000.0
         finally:
             self._model_lock.release()

@@ -9,7 +9,10 @@ A thin layer over `minelisa_training.engine.SegmentationEngine`:
   and `~/overlay` (rgb8); segments every new frame for standing instructions at a
   fixed rate, each on `~/standing/<slug>/mask` and `.../overlay`; every result also
   on `~/result` (minelisa/msg/SegmentationResult);
-* publishes `/diagnostics` (frame rate, latency, model state).
+* with `use_depth`, pairs each frame with the nearest `depth` image (and `camera_info`):
+  results say how far the object is, `~/points` and `~/markers` show where, and
+  `proximity_alerts` on standing instructions publish `~/alert`;
+* publishes `/diagnostics` (frame rate, latency, model state, proximity levels).
 
 The service exists in every lifecycle state and says why it cannot segment yet.
 
@@ -56,6 +59,7 @@ from minelisa_training.errors import InvalidInputError
 
 from . import parameters
 from .camera import LatestFrame, NoFrameWarning, frame_image, inline_image, no_frame_hint
+from .depth_side import DepthSide
 from .diagnostics import NodeReport, RequestCounters, build_status
 from .gate import BusyError, Gate, RequestError, not_serving_reason
 from .image_conversion import ImageConversionError
@@ -63,6 +67,7 @@ from .interfaces import SegmentByInstruction
 from .model_errors import describe_model_error, free_accelerator_memory
 from .parameters import LiveSettings, NodeSettings
 from .publishing import Outputs, Publication, TopicWorker, mask_message
+from .spatial import fill_depth_fields
 from .standing import StandingRunner
 
 RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
@@ -111,6 +116,7 @@ class MineLisaNode(LifecycleNode):
         self._standing = StandingRunner(
             self._frames, self._gate, self._topics.submit, self._counters, self.get_logger()
         )
+        self._depth = DepthSide(self, self._standing, self._outputs)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
             self._param("diagnostics_period"),
@@ -172,6 +178,7 @@ class MineLisaNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._outputs.create()
         self._outputs.set_standing(self._live.standing, active=False)
+        self._depth.configure(self._settings.depth)
         return super().on_configure(state)
 
     @_logged_transition
@@ -187,6 +194,7 @@ class MineLisaNode(LifecycleNode):
         self._camera_sub = self.create_subscription(
             msg_type, self._image_topic(), self._frames.put, qos, callback_group=self._camera_group
         )
+        self._depth.activate(qos, self._camera_group)
         self._watchdog_timer = self.create_timer(
             settings.no_frame_warning_period,
             self._warn_if_no_frames,
@@ -210,6 +218,7 @@ class MineLisaNode(LifecycleNode):
         if self._camera_sub is not None:
             self.destroy_subscription(self._camera_sub)
             self._camera_sub = None
+        self._depth.deactivate()
         return super().on_deactivate(state)
 
     @_logged_transition
@@ -242,6 +251,7 @@ class MineLisaNode(LifecycleNode):
 
     def _release(self) -> None:
         self._outputs.destroy()
+        self._depth.release()
         self._gate.set_engine(None)  # after a running call has finished
         self._model_state, self._loaded_on = "unloaded", None
         free_accelerator_memory()
@@ -307,9 +317,12 @@ class MineLisaNode(LifecycleNode):
         with self._gate.admit(self._settings.max_queued_requests):
             # Decoded before taking the model lock: a waiting request costs no model time.
             rgb, header = inline_image(request) or self._latest_image()
+            depth, response.message = self._depth.for_request(request, header, rgb.shape[:2])
             result, inference_ms = self._gate.segment(rgb, instruction)
+        stats = self._depth.stats(depth, result.mask)
         mask = mask_message(result, header)
-        self._topics.submit(Publication(result, rgb, mask, inference_ms, "service"))
+        self._topics.submit(Publication(result, rgb, mask, inference_ms, "service", depth, stats))
+        fill_depth_fields(response, stats)
         response.success = True
         response.mask = mask
         response.answer = result.answer
@@ -369,6 +382,7 @@ class MineLisaNode(LifecycleNode):
             in_flight=self._gate.in_flight,
             topic_results_dropped=self._topics.dropped,
             requests=self._counters.snapshot(),
+            proximity=self._depth.levels(),
         )
         array = DiagnosticArray(status=[build_status(report)])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -21,10 +21,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.parameter import Parameter
 
 from minelisa_training.errors import InvalidInputError
+from minelisa_training.following import DEFAULT_CHANGE_THRESHOLD, DEFAULT_REFRESH_S
 from minelisa_training.model_options import MAX_NEW_TOKENS_RANGE, MODEL_OPTIONS, ModelOptions
 
 RELIABILITIES = ("best_effort", "reliable")
 STANDING = "standing_instructions"
+PROXIMITY = "proximity_alerts"
 EMPTY_ARRAY_TYPES = (
     Parameter.Type.BYTE_ARRAY,
     Parameter.Type.BOOL_ARRAY,
@@ -105,6 +107,53 @@ NODE_PARAMETERS: tuple[NodeParameter, ...] = (
     NodeParameter(
         "autostart", True, "Configure and activate on start (no lifecycle manager needed)."
     ),
+    NodeParameter(
+        "use_depth",
+        False,
+        "Subscribe to `depth` (sensor_msgs/Image 16UC1 mm or 32FC1 m, aligned to the colour "
+        "image) and `camera_info`; results then say how far the object is.",
+    ),
+    NodeParameter(
+        "depth_sync_tolerance",
+        0.05,
+        "Pair the colour frame with the depth frame whose stamp is nearest, if within this "
+        "many seconds (else no depth for that frame).",
+        float_range=(0.0, 10.0),
+    ),
+    NodeParameter(
+        "depth_erode_px",
+        3,
+        "Erode the mask by this many pixels before measuring its depth (edge pixels mix "
+        "object and background); 0: off.",
+        int_range=(0, 50),
+    ),
+    NodeParameter(
+        "points_voxel_m",
+        0.02,
+        "Voxel size in metres of the ~/points cloud (one point per voxel); 0: every pixel.",
+        float_range=(0.0, 1.0),
+    ),
+    NodeParameter(
+        "llm_refresh_period",
+        DEFAULT_REFRESH_S,
+        "Standing instructions: run the language model again after this many seconds; in "
+        "between only the mask decoder runs on new frames with the earlier prompt (0: always).",
+        float_range=(0.0, 3600.0),
+    ),
+    NodeParameter(
+        "scene_change_threshold",
+        DEFAULT_CHANGE_THRESHOLD,
+        "Standing instructions: run the language model again at once when the image features "
+        "change this much (mean cosine distance, 0..2) since its last run.",
+        float_range=(0.0, 2.0),
+    ),
+)
+
+PROXIMITY_DESCRIPTION = (
+    "Proximity alerts for standing instructions, each 'instruction=metres' (e.g. 'segment the "
+    "person=5.0'): ~/alert and /diagnostics WARN when the object's near side is within the "
+    "distance, ERROR within half of it. Needs use_depth. An aid, not a certified safety "
+    "function. Read on configure."
 )
 
 STANDING_DESCRIPTION = (
@@ -132,7 +181,8 @@ def _descriptor(
 
 def parameter_names() -> list[str]:
     """Every parameter the node declares."""
-    return [s.parameter for s in MODEL_OPTIONS] + [p.name for p in NODE_PARAMETERS] + [STANDING]
+    names = [s.parameter for s in MODEL_OPTIONS] + [p.name for p in NODE_PARAMETERS]
+    return names + [STANDING, PROXIMITY]
 
 
 def declare(node: Any) -> None:
@@ -159,14 +209,18 @@ def declare(node: Any) -> None:
                 choices=p.choices,
             ),
         )
-    standing = node.declare_parameter(
-        STANDING, Parameter.Type.STRING_ARRAY, _descriptor(STANDING_DESCRIPTION, read_only=False)
-    )
-    if standing.type_ == Parameter.Type.NOT_SET:
-        # rclpy infers a byte array from a default of [] and cannot declare a typed empty
-        # one; left unset, it answers a get-parameters request naming it (`ros2 param dump`)
-        # with no values at all. Set a typed empty string array instead.
-        node.set_parameters([Parameter(STANDING, Parameter.Type.STRING_ARRAY, [])])
+    for name, description, read_only in (
+        (STANDING, STANDING_DESCRIPTION, False),
+        (PROXIMITY, PROXIMITY_DESCRIPTION, True),
+    ):
+        declared = node.declare_parameter(
+            name, Parameter.Type.STRING_ARRAY, _descriptor(description, read_only=read_only)
+        )
+        if declared.type_ == Parameter.Type.NOT_SET:
+            # rclpy infers a byte array from a default of [] and cannot declare a typed empty
+            # one; left unset, it answers a get-parameters request naming it (`ros2 param
+            # dump`) with no values at all. Set a typed empty string array instead.
+            node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, [])])
 
 
 def coerce_standing(changed: list[Parameter]) -> list[Parameter]:
@@ -221,6 +275,7 @@ class NodeSettings:
     use_compressed: bool
     max_queued_requests: int
     no_frame_warning_period: float
+    depth: DepthSettings
 
     @classmethod
     def read(cls, get: Callable[[str], Any]) -> NodeSettings:
@@ -237,6 +292,39 @@ class NodeSettings:
             bool(get("use_compressed")),
             int(get("max_queued_requests")),
             float(get("no_frame_warning_period")),
+            DepthSettings.read(get),
+        )
+
+
+@dataclass(frozen=True)
+class DepthSettings:
+    """Depth, following and proximity parameters (read-only, read on configure)."""
+
+    use_depth: bool
+    sync_tolerance: float
+    erode_px: int
+    voxel_m: float | None  # None: every pixel
+    refresh_period: float
+    change_threshold: float
+    proximity_rules: tuple[Any, ...]  # minelisa_training.proximity.ProximityRule
+
+    @classmethod
+    def read(cls, get: Callable[[str], Any]) -> DepthSettings:
+        from minelisa_training.proximity import parse_rules
+
+        voxel = float(get("points_voxel_m"))
+        try:
+            rules = tuple(parse_rules(list(get(PROXIMITY) or ())))
+        except ValueError as exc:  # InvalidInputError is one
+            raise InvalidInputError(f"{PROXIMITY}: {exc}") from None
+        return cls(
+            bool(get("use_depth")),
+            float(get("depth_sync_tolerance")),
+            int(get("depth_erode_px")),
+            voxel if voxel > 0 else None,
+            float(get("llm_refresh_period")),
+            float(get("scene_change_threshold")),
+            rules,
         )
 
 

@@ -15,15 +15,19 @@ from typing import Any
 import cv2
 import numpy as np
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 
+from minelisa_training.depth import DepthStats, mask_points
 from minelisa_training.engine import SegmentationResult
 from minelisa_training.visualization import overlay_mask
 
+from .depth_input import DepthFrame
 from .image_conversion import fill_image, mask_to_mono8, to_byte_array
 from .interfaces import ResultMsg
 from .parameters import LiveSettings, standing_slugs
+from .spatial import fill_depth_fields, markers_message, points_message
 
 TOPIC_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -37,6 +41,11 @@ class Publication:
     mask: Image  # mono8, the frame's header
     inference_ms: float
     source: str  # "service" or "standing"
+    depth: DepthFrame | None = None  # the depth image paired with the frame
+    stats: DepthStats | None = None  # where the object is (None: no depth)
+    fresh: bool = True  # the language model ran on this frame
+    prompt_age_s: float = 0.0
+    slot: int = 0  # marker ids 2*slot, 2*slot+1 (the standing instruction's index + 1)
 
 
 def mask_message(result: SegmentationResult, header: Header) -> Image:
@@ -61,7 +70,7 @@ def compressed_mask_message(mask: np.ndarray, header: Header) -> CompressedImage
 
 def result_message(item: Publication) -> ResultMsg:
     result = item.result
-    return ResultMsg(
+    msg = ResultMsg(
         header=item.mask.header,
         instruction=result.instruction,
         answer=result.answer,
@@ -69,7 +78,10 @@ def result_message(item: Publication) -> ResultMsg:
         coverage=float(result.coverage),
         inference_ms=float(item.inference_ms),
         source=item.source,
+        prompt_fresh=item.fresh,
+        prompt_age_s=float(item.prompt_age_s),
     )
+    return fill_depth_fields(msg, item.stats)
 
 
 class TopicWorker:
@@ -136,7 +148,8 @@ class Outputs:
         self._node, self._live = node, live
         self._lock = threading.Lock()  # publishers change while the worker publishes
         self._service: _ImagePublishers | None = None
-        self._result = None
+        self._result = self._points = self._markers = None
+        self.voxel_m: float | None = None  # ~/points voxel size (None: every pixel)
         self._standing: dict[str, tuple[str, _ImagePublishers]] = {}  # text -> (slug, pubs)
 
     def _pub(self, msg_type: Any, topic: str) -> Any:
@@ -150,6 +163,8 @@ class Outputs:
                 self._pub(CompressedImage, "~/mask/compressed"),
             )
             self._result = self._pub(ResultMsg, "~/result")
+            self._points = self._pub(PointCloud2, "~/points")
+            self._markers = self._pub(MarkerArray, "~/markers")
 
     def set_standing(self, instructions: Sequence[str], active: bool) -> dict[str, str]:
         """Publishers for exactly these standing instructions; returns text -> slug."""
@@ -185,9 +200,10 @@ class Outputs:
             self._standing.clear()
             if self._service is not None:
                 self._destroy(self._service)
-            if self._result is not None:
-                self._node.destroy_lifecycle_publisher(self._result)
-            self._service = self._result = None
+            for pub in (self._result, self._points, self._markers):
+                if pub is not None:
+                    self._node.destroy_lifecycle_publisher(pub)
+            self._service = self._result = self._points = self._markers = None
 
     def publish(self, item: Publication) -> None:
         """One result on its image topics and ~/result (on the worker thread)."""
@@ -203,6 +219,18 @@ class Outputs:
                 _publish_images(images, item, live)
             if self._result.get_subscription_count() > 0:
                 self._result.publish(result_message(item))
+            self._publish_spatial(item)
+
+    def _publish_spatial(self, item: Publication) -> None:
+        """~/points and ~/markers, each only while subscribed (under the lock)."""
+        if item.depth is not None and self._points.get_subscription_count() > 0:
+            depth = item.depth
+            points = mask_points(item.result.mask, depth.depth, depth.intrinsics, self.voxel_m)
+            self._points.publish(points_message(points, depth.header))
+        if item.stats is not None and self._markers.get_subscription_count() > 0:
+            header = item.depth.header if item.depth is not None else item.mask.header
+            instruction = item.result.instruction
+            self._markers.publish(markers_message(instruction, item.slot, item.stats, header))
 
 
 def _publish_images(pubs: _ImagePublishers, item: Publication, live: LiveSettings) -> None:

@@ -217,6 +217,15 @@ class Probe:
                 "stamp": [mask.header.stamp.sec, mask.header.stamp.nanosec],
             },
         }
+        if hasattr(res, "has_depth"):
+            out["depth"] = {
+                "has_depth": res.has_depth,
+                "distance_m": res.distance_m,
+                "distance_p10_m": res.distance_p10_m,
+                "centroid": [res.centroid.x, res.centroid.y, res.centroid.z],
+                "extent": [res.extent.x, res.extent.y, res.extent.z],
+                "valid_fraction": res.depth_valid_fraction,
+            }
         if res.success:
             self.arrays[name] = (
                 np.frombuffer(mask.data, np.uint8).reshape(mask.height, mask.width).copy()
@@ -460,6 +469,7 @@ SCENARIOS = {
     "states": scenario_states,
     "flood": scenario_flood,
     "stream": scenario_stream,
+    "depth": lambda probe: __import__("ros_depth_probe").scenario_depth(probe),
 }
 
 

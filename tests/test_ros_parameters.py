@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from minelisa_ros import parameters
 from minelisa_ros.parameters import (
     LiveSettings,
     NodeSettings,
@@ -48,6 +49,7 @@ def test_model_parameters_come_from_the_shared_options():
 
 def values(**overrides):
     base = {spec.parameter: spec.default for spec in MODEL_OPTIONS}
+    base.update({p.name: p.default for p in parameters.NODE_PARAMETERS})
     base.update(
         model_path="/models/bundle",
         qos_reliability="best_effort",
@@ -59,6 +61,7 @@ def values(**overrides):
         publish_overlay=True,
         overlay_alpha=0.5,
         standing_instructions=["a", " b "],
+        proximity_alerts=[],
     )
     base.update(overrides)
     return base.__getitem__
@@ -74,6 +77,20 @@ def test_settings_validate_on_read():
         NodeSettings.read(values(qos_reliability="sometimes"))
     with pytest.raises(InvalidInputError, match="dtype"):
         NodeSettings.read(values(dtype="int4"))
+
+
+def test_depth_settings_read_and_proximity_rules_validated():
+    depth = NodeSettings.read(values()).depth
+    assert not depth.use_depth and depth.voxel_m == 0.02 and depth.proximity_rules == ()
+    depth = NodeSettings.read(
+        values(points_voxel_m=0.0, proximity_alerts=["segment the person=5.0"])
+    ).depth
+    assert depth.voxel_m is None
+    assert [(r.instruction, r.threshold_m) for r in depth.proximity_rules] == [
+        ("segment the person", 5.0)
+    ]
+    with pytest.raises(InvalidInputError, match="proximity_alerts"):
+        NodeSettings.read(values(proximity_alerts=["segment the person"]))
 
 
 def test_config_and_launch_file_say_what_the_node_declares():
