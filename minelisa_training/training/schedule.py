@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -14,6 +15,23 @@ from .. import runtime
 from .config import TrainConfig
 from .data import EncodedExample, TrainBatch, collate
 from .dataset import Skipped
+
+
+@dataclass
+class TrainState:
+    """Everything besides DeepSpeed's own state that a resumed run needs."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # current epoch
+    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
+    best_giou: float | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    validated_step: int | None = None  # step of the last validation (every rank)
+    last_validation: dict[str, Any] | None = None  # its metrics (rank 0)
+    world: int = 1  # processes of the run: a resume needs as many
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -73,10 +91,20 @@ def collate_or_skip(
 def epoch_batches(
     n: int, batch_size: int, seed: int, epoch: int, rank: int, world: int
 ) -> list[list[int]]:
-    """This rank's micro-batches of one epoch: a seeded shuffle, so a resumed run replays it."""
+    """This rank's micro-batches of one epoch: a seeded shuffle, so a resumed run replays it.
+
+    Every rank gets ``ceil(n / world)`` samples, so every rank makes the same number of
+    steps (a collective op such as a ZeRO gradient reduce would otherwise wait forever):
+    when ``n`` does not divide, the shuffled order is padded by repeating its first
+    samples (no sample is dropped; a few are seen twice in that epoch). The shares are
+    disjoint apart from that padding.
+    """
     order = torch.randperm(
         n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     ).tolist()
+    share = math.ceil(n / world) if n else 0
+    while len(order) < share * world:  # a loop: n may be smaller than the padding
+        order += order[: share * world - len(order)]
     mine = order[rank::world]
     return [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
 

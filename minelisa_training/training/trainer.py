@@ -15,7 +15,6 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from .dataset import Augment, SampleDataset, load_split_samples
 from .distributed import describe_device, effective_precision
 from .interrupts import StopRequest
 from .metrics_log import MetricsLog
+from .multiprocess import check_world, join_processes, means_over_ranks
 from .run_folder import (
     CONFIG_FILE,
     SUMMARY_FILE,
@@ -42,7 +42,14 @@ from .run_folder import (
     read_summary,
     save_run_config,
 )
-from .schedule import LossWindow, RunPlan, accumulation_window, collate_or_skip, epoch_batches
+from .schedule import (
+    LossWindow,
+    RunPlan,
+    TrainState,
+    accumulation_window,
+    collate_or_skip,
+    epoch_batches,
+)
 from .step import TrainStep, build_engine, embedding_cache_for, loss_for
 from .trainable import format_parameter_counts, prepare_for_training
 
@@ -56,22 +63,6 @@ __all__ = [
     "epoch_batches",
     "save_run_config",
 ]
-
-
-@dataclass
-class TrainState:
-    """Everything besides DeepSpeed's own state that a resumed run needs."""
-
-    step: int = 0  # optimizer steps taken
-    epoch: int = 0  # current epoch
-    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
-    best_giou: float | None = None
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    validated_step: int | None = None  # step of the last validation (every rank)
-    last_validation: dict[str, Any] | None = None  # its metrics (rank 0)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class Trainer:
@@ -89,7 +80,7 @@ class Trainer:
         self.augment = augment if config.data.augment else None
         self.echo = echo if runtime.is_main_process() else (lambda _msg: None)
         self.checkpoints = CheckpointManager(self.run_dir, keep=config.runtime.keep_checkpoints)
-        self.state = TrainState()
+        self.state = TrainState(world=runtime.world_size())
         self.stop = StopRequest()
         self._saved_key: tuple | None = None
         self.samples_done = 0
@@ -98,9 +89,10 @@ class Trainer:
     def check_run_dir(self) -> None:
         """A new run needs a free folder (or one whose run never saved); a resume a checkpoint."""
         if self.resume:
-            find_resume_point(self.run_dir, self.checkpoints)
+            check_world(find_resume_point(self.run_dir, self.checkpoints).path, self.run_dir)
         else:
             prepare_new_run(self.run_dir, self.checkpoints, self.echo)
+        runtime.barrier()  # no rank sees the folder before another's start-over is done
 
     def load_model(self):
         from ..checkpoint import CheckpointError, load_model
@@ -147,6 +139,7 @@ class Trainer:
         """Checks the run folder, loads data and model, starts DeepSpeed and restores a resumed run."""
         cfg = self.config
         cfg.validate()  # a recipe built in code gets the checks load_config makes
+        join_processes()  # under a launcher: the process group, before the run folder
         self.check_run_dir()
         self.device = runtime.resolve_device(cfg.runtime.device)
         self.echo(describe_device(cfg, self.device))  # before the long model load
@@ -189,6 +182,7 @@ class Trainer:
         if found.note:
             self.echo(found.note)
         self.state = TrainState(**self.checkpoints.load(self.engine, found.path))
+        self.state.world = runtime.world_size()  # check_world let it through
         self._saved_key = self._state_key()
         s = self.state
         self.echo(
@@ -252,7 +246,7 @@ class Trainer:
         """Logging, periodic checkpoints and a requested stop, after each optimizer step."""
         cfg, state = self.config, self.state
         if state.step % cfg.runtime.log_every == 0 or state.step == self.plan.total_steps:
-            means, speed = window.means(), window.speed(self.plan.world)
+            means, speed = means_over_ranks(window), window.speed(self.plan.world)
             lr = self.scheduler.last_step_lr()  # the learning rate this step used
             self.log.write(
                 "train",
@@ -307,11 +301,9 @@ class Trainer:
     # -- validation --------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
-        """gIoU / cIoU on the val split through the serving engine (mask logits > 0); rank 0 only."""
+        """gIoU / cIoU on the val split through the serving engine (mask logits > 0), sharded
+        over the ranks by `evaluation.evaluate`; rank 0 gets the metrics, the others None."""
         self.state.validated_step = self.state.step
-        if not runtime.is_main_process():
-            runtime.barrier()
-            return None
         from ..engine import SegmentationEngine
         from ..evaluation import evaluate
 
@@ -323,6 +315,8 @@ class Trainer:
             progress=self.config.runtime.progress,
         )
         model.train()
+        if report is None:  # ranks != 0
+            return None
         metrics = {"giou": report["giou"], "ciou": report["ciou"], "n_samples": report["n_samples"]}
         self.log.write("val", state.step, {"epoch": state.epoch, **metrics})
         self.echo(
@@ -333,7 +327,6 @@ class Trainer:
         if state.best_giou is None or metrics["giou"] > state.best_giou:
             state.best_giou = metrics["giou"]
             self.checkpoints.save_best(model, {"step": state.step, "epoch": state.epoch, **metrics})
-        runtime.barrier()
         return metrics
 
     # -- the run -----------------------------------------------------------------
