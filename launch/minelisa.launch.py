@@ -39,6 +39,7 @@ OVERRIDES = {
     "answer_mode": str,
     "max_new_tokens": int,
     "use_compressed": bool,
+    "use_depth": bool,
 }
 HELP = {
     "model_path": "MineLISA bundle or LISA checkpoint directory",
@@ -50,6 +51,7 @@ HELP = {
     "answer_mode": "fast or chat",
     "max_new_tokens": "chat mode answer cap",
     "use_compressed": "true: subscribe to <image>/compressed",
+    "use_depth": "true: subscribe to depth and camera_info (distances, ~/points, ~/markers)",
 }
 KEEP = " (empty: as the params file or the node's default says)"
 
@@ -106,7 +108,11 @@ def _setup(context):
         output="screen",
         emulate_tty=True,
         parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[("image", LaunchConfiguration("image"))],
+        remappings=[
+            ("image", LaunchConfiguration("image")),
+            ("depth", LaunchConfiguration("depth")),
+            ("camera_info", LaunchConfiguration("camera_info")),
+        ],
     )
     return [
         node,
@@ -119,6 +125,16 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument(
             "image", default_value="/camera/image_raw", description="camera topic"
+        ),
+        DeclareLaunchArgument(
+            "depth",
+            default_value="/camera/aligned_depth_to_color/image_raw",
+            description="depth topic (16UC1 mm or 32FC1 m, aligned to image; use_depth:=true)",
+        ),
+        DeclareLaunchArgument(
+            "camera_info",
+            default_value="/camera/aligned_depth_to_color/camera_info",
+            description="CameraInfo of the depth topic",
         ),
         DeclareLaunchArgument(
             "params_file",
