@@ -67,6 +67,7 @@ class TrainStep:
     ) -> None:
         self.engine = engine
         self.loss_fn = loss_fn
+        self.stand_in: TrainBatch | None = None  # the last good micro-batch (see _skipped_loss)
         self.cache = (
             cache if cache is not None else EmbeddingCache(cache_sam=False, cache_clip=False)
         )
@@ -84,20 +85,31 @@ class TrainStep:
         engine = self.engine
         engine.set_gradient_accumulation_boundary(boundary)
         if batch is None:
-            loss, floats = self._zero_loss(), {}
+            loss, floats = self._skipped_loss(), {}
         else:
-            terms = self._loss(batch.to(engine.device))
+            batch = batch.to(engine.device)
+            terms = self._loss(batch)
             loss, floats = terms.total, terms.as_floats()
+            self.stand_in = batch
         engine.backward(loss / window, scale_wrt_gas=False)
         engine.step()
         return floats
 
-    def _loss(self, batch: TrainBatch):
+    def _loss(self, batch: TrainBatch, fill: bool = True):
         engine = self.engine
-        if self.cache.enabled:
+        if fill and self.cache.enabled:
             self.cache.fill(engine.module, batch)
         outputs = engine(batch.inputs)
         return self.loss_fn(outputs.ce_loss, outputs.mask_logits, batch.gt_masks, batch.valid_masks)
+
+    def _skipped_loss(self) -> torch.Tensor:
+        """0 for an all-skipped micro-batch. Under several processes it is the last good
+        batch's loss times 0: the same graph as the other ranks' micro-batches, so ZeRO's
+        gradient buckets match (a graph over other tensors makes gloo/NCCL sizes differ)."""
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed and getattr(self, "stand_in", None) is not None:
+            return self._loss(self.stand_in, fill=False).total * 0.0  # filled already
+        return self._zero_loss()
 
     def _zero_loss(self) -> torch.Tensor:
         """0, with a (zero) gradient for every trainable tensor, as ZeRO-2's hooks expect."""
