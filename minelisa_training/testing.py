@@ -8,6 +8,7 @@ index with `inv_freq` keys, a CLIP directory, a SAM `.pth`, our bundle).
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from pathlib import Path
@@ -232,3 +233,22 @@ def write_lisa_checkpoint(
         json.dumps({"metadata": {}, "weight_map": weight_map}, indent=2) + "\n"
     )
     return path
+
+
+def with_token_bias(
+    model: MineLisaModel, token_id: int, bias: float, keep_weights: bool = True
+) -> MineLisaModel:
+    """A copy of `model` whose LM head adds `bias` to one token's logit (tests of chat mode).
+
+    With ``keep_weights=False`` the head's weights are zero, so the model always answers
+    that token; with a small bias and the weights kept, it answers other tokens first.
+    """
+    model = copy.deepcopy(model)
+    lm = model.language_model
+    head = torch.nn.Linear(lm.lm_head.in_features, lm.lm_head.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(lm.lm_head.weight if keep_weights else torch.zeros_like(head.weight))
+        head.bias.zero_()
+        head.bias[token_id] = bias
+    lm.lm_head = head
+    return model.eval()

@@ -1,13 +1,13 @@
 """SegmentationEngine: batching, encode-once, answer modes, bad input."""
-from __future__ import annotations
 
-import copy
+from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
 from minelisa_training.engine import SegmentationEngine
+from minelisa_training.testing import with_token_bias
 from minelisa_training.transforms import InvalidInputError
 
 INSTRUCTIONS = [
@@ -75,15 +75,7 @@ def test_mask_logits_threshold_gives_the_mask(engine, rgb_image):
 
 def _always_predicts(model, token_id: int):
     """A copy of `model` whose LM head always predicts `token_id` (a bias decides)."""
-    model = copy.deepcopy(model)
-    lm = model.language_model
-    head = torch.nn.Linear(lm.lm_head.in_features, lm.lm_head.out_features, bias=True)
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.zero_()
-        head.bias[token_id] = 1.0
-    lm.lm_head = head
-    return model
+    return with_token_bias(model, token_id, 1.0, keep_weights=False)
 
 
 def test_chat_mode_every_seg_yields_a_mask_and_matches_fast(tiny, rgb_image):
@@ -94,7 +86,9 @@ def test_chat_mode_every_seg_yields_a_mask_and_matches_fast(tiny, rgb_image):
     assert chat.answer == "[SEG] [SEG] [SEG]"
     assert len(chat.masks) == 3
     assert np.array_equal(chat.mask, np.logical_or.reduce(chat.masks))
-    fast = SegmentationEngine(chatty, tok, mode="fast", answer="[SEG].").segment(rgb_image, INSTRUCTIONS[0])
+    fast = SegmentationEngine(chatty, tok, mode="fast", answer="[SEG].").segment(
+        rgb_image, INSTRUCTIONS[0]
+    )
     # The state that predicts the first generated [SEG] (through the KV cache) is the
     # fast mode's state before [SEG] in one forward pass.
     assert np.array_equal(chat.masks[0], fast.mask)

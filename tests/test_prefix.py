@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ import transformers.cache_utils
 
 from minelisa_training.engine import SegmentationEngine
 from minelisa_training.prompts import IMAGE_TOKEN_INDEX, build_prompt, tokenize_with_image
+from minelisa_training.testing import with_token_bias
 
 INSTRUCTIONS = [
     "segment the exposed cable",
@@ -76,24 +75,11 @@ def test_seg_not_last_and_twice(tiny, rgb_image):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def _chatty(model, tok, bias: float):
-    """A copy whose LM head favours [SEG] by `bias`: other tokens first, then [SEG]."""
-    model = copy.deepcopy(model)
-    lm = model.language_model
-    head = torch.nn.Linear(lm.lm_head.in_features, lm.lm_head.out_features, bias=True)
-    with torch.no_grad():
-        head.weight.copy_(lm.lm_head.weight)
-        head.bias.zero_()
-        head.bias[tok.token_to_id("[SEG]")] = bias
-    lm.lm_head = head
-    return model
-
-
 def test_chat_mode_batched_over_the_prefix_matches_whole_prompts(tiny, rgb_image):
     model, tok = tiny
     # Find a bias at which the whole-prompt run generates several tokens before [SEG].
     for bias in np.linspace(0.0, 3.0, 31):
-        chatty = _chatty(model, tok, float(bias))
+        chatty = with_token_bias(model, tok.token_to_id("[SEG]"), float(bias))
         whole = SegmentationEngine(chatty, tok, mode="chat", max_new_tokens=8, prefix_reuse=False)
         want, expected = _states(whole, rgb_image, INSTRUCTIONS, mode="chat")
         before = [tok.encode(r.answer.split("[SEG]")[0], add_bos=False) for r in expected]
