@@ -23,6 +23,7 @@ from data_fixtures import synth_copy, synth_data  # noqa: E402, F401
 INTEGRATION_MODULES = {
     "test_demo",
     "test_train_resume",
+    "test_train_accumulation",
     "test_train_distributed",
     "test_eval_distributed",
     "test_ros_bag",
@@ -66,3 +67,19 @@ def rgb_image():
     img = rng.integers(0, 60, size=(932, 1082, 3), dtype=np.uint8)
     img[300:500, 200:700] = (200, 180, 40)
     return img
+
+
+@pytest.fixture
+def one_process(monkeypatch):
+    """Rank variables of one launched process (world size 1), restored afterwards: what an
+    in-process DeepSpeed run needs."""
+    from minelisa_training.training.distributed import free_port
+
+    for var, value in (
+        ("RANK", "0"),
+        ("WORLD_SIZE", "1"),
+        ("LOCAL_RANK", "0"),
+        ("MASTER_ADDR", "127.0.0.1"),
+        ("MASTER_PORT", str(free_port())),
+    ):
+        monkeypatch.setenv(var, value)

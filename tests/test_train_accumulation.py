@@ -12,7 +12,6 @@ import torch
 from train_helpers import tiny_demo_bundle
 
 from minelisa_training.training.config import load_config
-from minelisa_training.training.distributed import free_port
 from minelisa_training.training.metrics_log import read_metrics
 from minelisa_training.training.schedule import accumulation_window
 from minelisa_training.training.trainer import Trainer
@@ -25,17 +24,7 @@ def bundle(tmp_path_factory):
     return tiny_demo_bundle(tmp_path_factory.mktemp("accumulation-model"))
 
 
-@pytest.fixture(autouse=True)
-def one_process(monkeypatch):
-    """Rank variables for one in-process run, restored afterwards."""
-    for var, value in (
-        ("RANK", "0"),
-        ("WORLD_SIZE", "1"),
-        ("LOCAL_RANK", "0"),
-        ("MASTER_ADDR", "127.0.0.1"),
-        ("MASTER_PORT", str(free_port())),
-    ):
-        monkeypatch.setenv(var, value)
+pytestmark = pytest.mark.usefixtures("one_process")  # in-process DeepSpeed runs
 
 
 def _trainer(run_dir, bundle, root, *overrides: str) -> Trainer:

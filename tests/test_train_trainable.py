@@ -89,22 +89,11 @@ def test_base_stage_trains_the_whole_model_but_clip(tmp_path) -> None:
     assert not any("lora" in n or n.endswith(".rows") for n, _ in model.named_parameters())
 
 
-def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path, monkeypatch) -> None:
+def test_zero2_step_on_cpu_changes_trainable_and_nothing_else(tmp_path, one_process) -> None:
     from deepspeed.runtime.zero.stage_1_and_2 import DeepSpeedZeroOptimizer
-
-    from minelisa_training.training.distributed import free_port
 
     model, tokenizer, _ = _prepared(tmp_path)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    # One process of world size 1, as the issue specifies; the variables are restored afterwards.
-    for var, value in (
-        ("RANK", "0"),
-        ("WORLD_SIZE", "1"),
-        ("LOCAL_RANK", "0"),
-        ("MASTER_ADDR", "127.0.0.1"),
-        ("MASTER_PORT", str(free_port())),
-    ):
-        monkeypatch.setenv(var, value)
     # The trainer's own engine and step (training.step), on the tiny_cpu recipe.
     engine, scheduler = build_engine(model, RECIPE, "cpu", total_steps=10)
     optimizer = engine.optimizer
