@@ -153,7 +153,7 @@ PROXIMITY_DESCRIPTION = (
     "Proximity alerts for standing instructions, each 'instruction=metres' (e.g. 'segment the "
     "person=5.0'): ~/alert and /diagnostics WARN when the object's near side is within the "
     "distance, ERROR within half of it. Needs use_depth. An aid, not a certified safety "
-    "function. Read on configure."
+    "function. Read on configure (a change applies on the next configure)."
 )
 
 STANDING_DESCRIPTION = (
@@ -211,7 +211,7 @@ def declare(node: Any) -> None:
         )
     for name, description, read_only in (
         (STANDING, STANDING_DESCRIPTION, False),
-        (PROXIMITY, PROXIMITY_DESCRIPTION, True),
+        (PROXIMITY, PROXIMITY_DESCRIPTION, False),  # read-only would refuse the typed []
     ):
         declared = node.declare_parameter(
             name, Parameter.Type.STRING_ARRAY, _descriptor(description, read_only=read_only)
