@@ -161,6 +161,32 @@ def _stored(value: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return value.detach().to(dtype).contiguous().clone()
 
 
+# Key prefixes the public LISA-7B-v1 file stores in bf16 (SAM and the [SEG] head are fp32).
+LISA_BF16_PREFIXES = (
+    "model.embed_tokens.",
+    "model.layers.",
+    "model.norm.",
+    "lm_head.",
+    "model.mm_projector.",
+)
+
+
+def lisa_config_json(cfg: MineLisaConfig) -> dict:
+    """LISA's own config.json (LLaVA v1 style) for a model configuration."""
+    return {
+        "architectures": ["LISAForCausalLM"],
+        "model_type": "llava",
+        **cfg.llm,
+        "mm_hidden_size": cfg.mm_hidden_size,
+        "mm_use_im_start_end": cfg.mm_use_im_start_end,
+        "mm_vision_select_layer": cfg.mm_vision_select_layer,
+        "mm_vision_tower": "openai/clip-vit-large-patch14",
+        "out_dim": cfg.out_dim,
+        "torch_dtype": "bfloat16",
+        "use_mm_proj": True,
+    }
+
+
 def write_lisa_checkpoint(
     path: str | Path,
     model: MineLisaModel,
@@ -177,26 +203,8 @@ def write_lisa_checkpoint(
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    cfg = model.config
-    llm = cfg.llm
-    (path / "config.json").write_text(
-        json.dumps(
-            {
-                "architectures": ["LISAForCausalLM"],
-                "model_type": "llava",
-                **llm,
-                "mm_hidden_size": cfg.mm_hidden_size,
-                "mm_use_im_start_end": cfg.mm_use_im_start_end,
-                "mm_vision_select_layer": cfg.mm_vision_select_layer,
-                "mm_vision_tower": "openai/clip-vit-large-patch14",
-                "out_dim": cfg.out_dim,
-                "torch_dtype": "bfloat16",
-                "use_mm_proj": True,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    llm = model.config.llm
+    (path / "config.json").write_text(json.dumps(lisa_config_json(model.config), indent=2) + "\n")
     tokenizer.save(path)
     items = list(iter_lisa_state_dict(model))
     if with_inv_freq:
@@ -206,13 +214,6 @@ def write_lisa_checkpoint(
             (f"model.layers.{i}.self_attn.rotary_emb.inv_freq", inv)
             for i in range(llm["num_hidden_layers"])
         ]
-    bf16 = (
-        "model.embed_tokens.",
-        "model.layers.",
-        "model.norm.",
-        "lm_head.",
-        "model.mm_projector.",
-    )
     weight_map: dict[str, str] = {}
     groups = _shard_groups(items, shards)
     suffix = "safetensors" if safetensors else "bin"
@@ -221,7 +222,7 @@ def write_lisa_checkpoint(
         name = f"{stem}-{s + 1:05d}-of-{shards:05d}.{suffix}"
         chunk = {}
         for key, value in groups[s]:
-            is_bf16 = key.startswith(bf16) and not key.endswith("inv_freq")
+            is_bf16 = key.startswith(LISA_BF16_PREFIXES) and not key.endswith("inv_freq")
             chunk[key] = _stored(value, torch.bfloat16 if is_bf16 else torch.float32)
             weight_map[key] = name
         if safetensors:
