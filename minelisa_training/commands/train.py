@@ -20,7 +20,14 @@ examples:
   minelisa train --config museg_lisa7b --out runs/museg \\
       model.path=/models/LISA-7B-v1 model.vision_tower=/models/clip-vit-large-patch14 data.root=/data/MUSeg
   minelisa train --resume --out runs/museg            # continue after a crash or Ctrl-C
+  torchrun --nproc_per_node 4 -m minelisa_training.cli train --config museg_lisa7b --out runs/museg ...
   deepspeed --num_gpus 4 $(which minelisa) train --config museg_lisa7b --out runs/museg ...
+  deepspeed --hostfile hosts.txt $(which minelisa) train ...   # several nodes, same command
+
+Several processes: every process gets ceil(samples / processes) samples of each epoch
+(the last shares padded with the epoch's first samples) and makes the same number of
+steps; the logged loss is the mean over processes; process 0 writes the files. --resume
+needs the number of processes the run was saved with (another number is refused).
 
 Ctrl-C (or SIGTERM) finishes the current step and writes a checkpoint; a second one
 stops at once. A run killed at any moment resumes with --resume from the checkpoint
