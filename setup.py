@@ -3,6 +3,7 @@
 ROS users build the same tree with colcon (CMakeLists.txt + package.xml); pip
 users get the `minelisa` command and `python -m minelisa_ros.node`.
 """
+
 from setuptools import find_packages, setup
 
 # Ranges for users; CI pins exact versions in requirements-ci.txt because an
@@ -71,7 +72,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["minelisa_training", "minelisa_training.*", "minelisa_ros", "minelisa_ros.*"]),
+    packages=find_packages(
+        include=["minelisa_training", "minelisa_training.*", "minelisa_ros", "minelisa_ros.*"]
+    ),
     package_data={"minelisa_training": ["configs/*.yaml"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -8,6 +8,7 @@ Target (issue 3): under 1 s on one CPU core for the metric itself. Rows:
 
 Run: python benchmarks/bench_metrics.py [--n 571]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,9 @@ def bench(fn, repeat: int = 3) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=571)
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -68,7 +71,10 @@ def main() -> None:
         return acc.summary()
 
     def naive():
-        return [np.logical_and(p, g).sum() / max(np.logical_or(p, g).sum(), 1) for p, g in zip(preds, gts)]
+        return [
+            np.logical_and(p, g).sum() / max(np.logical_or(p, g).sum(), 1)
+            for p, g in zip(preds, gts)
+        ]
 
     rows = [
         ("accumulator", bench(lambda: accumulate(False))),

@@ -7,6 +7,7 @@ the CUDA kernels that take the most time in one `segment` call. CUDA only.
 
     python benchmarks/profile_inference.py [--repeats 10] [--out profile.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +52,9 @@ def reference_encoder(encoder: torch.nn.Module) -> torch.nn.Module:
 
 @torch.inference_mode()
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--out", type=Path, help="also write the tables to this Markdown file")
     args = parser.parse_args()
@@ -72,23 +75,52 @@ def main() -> int:
 
     rows = [
         ("clip_view, all on the CPU", median_ms(lambda: clip_view(image, clip_size), args.repeats)),
-        ("clip_view, normalised on the GPU (engine)", median_ms(lambda: clip_view(image, clip_size, "cuda"), args.repeats)),
-        ("CLIP ViT-L/14 + projector (GPU)", median_ms(lambda: model.encode_clip(clip_px), args.repeats)),
+        (
+            "clip_view, normalised on the GPU (engine)",
+            median_ms(lambda: clip_view(image, clip_size, "cuda"), args.repeats),
+        ),
+        (
+            "CLIP ViT-L/14 + projector (GPU)",
+            median_ms(lambda: model.encode_clip(clip_px), args.repeats),
+        ),
         ("sam_view, all on the CPU", median_ms(lambda: sam_view(image, sam_size), args.repeats)),
-        ("sam_view, normalised on the GPU (engine)", median_ms(lambda: sam_view(image, sam_size, "cuda"), args.repeats)),
-        ("SAM ViT-H encoder, fused attention (GPU)", median_ms(lambda: encoder(sam_px), args.repeats)),
-        ("SAM ViT-H encoder, segment-anything attention (GPU)", median_ms(lambda: ref(sam_px), args.repeats)),
-        ("predict 1 instruction (LLM + decoder + mask to CPU)", median_ms(lambda: engine.predict(instruction), args.repeats)),
-        ("segment 1 instruction (everything)", median_ms(lambda: engine.segment(image, instruction), args.repeats)),
+        (
+            "sam_view, normalised on the GPU (engine)",
+            median_ms(lambda: sam_view(image, sam_size, "cuda"), args.repeats),
+        ),
+        (
+            "SAM ViT-H encoder, fused attention (GPU)",
+            median_ms(lambda: encoder(sam_px), args.repeats),
+        ),
+        (
+            "SAM ViT-H encoder, segment-anything attention (GPU)",
+            median_ms(lambda: ref(sam_px), args.repeats),
+        ),
+        (
+            "predict 1 instruction (LLM + decoder + mask to CPU)",
+            median_ms(lambda: engine.predict(instruction), args.repeats),
+        ),
+        (
+            "segment 1 instruction (everything)",
+            median_ms(lambda: engine.segment(image, instruction), args.repeats),
+        ),
     ]
     diff = (encoder(sam_px).float() - ref(sam_px).float()).abs().max().item()
     view_diff = max(
-        (clip_view(image, clip_size, "cuda").cpu() - clip_view(image, clip_size)).abs().max().item(),
-        (sam_view(image, sam_size, "cuda").pixels.cpu() - sam_view(image, sam_size).pixels).abs().max().item(),
+        (clip_view(image, clip_size, "cuda").cpu() - clip_view(image, clip_size))
+        .abs()
+        .max()
+        .item(),
+        (sam_view(image, sam_size, "cuda").pixels.cpu() - sam_view(image, sam_size).pixels)
+        .abs()
+        .max()
+        .item(),
     )
-    del ref
+    ref = None  # free the reference encoder before profiling
     lines = ["| part | median ms |", "|---|---|", *[f"| {name} | {ms:.1f} |" for name, ms in rows]]
-    lines.append(f"\nfused vs segment-anything attention: max |diff| of the image embedding {diff:.3g} (bf16)")
+    lines.append(
+        f"\nfused vs segment-anything attention: max |diff| of the image embedding {diff:.3g} (bf16)"
+    )
     lines.append(f"views normalised on the GPU vs on the CPU: max |diff| {view_diff:.3g}")
 
     from torch.profiler import ProfilerActivity, profile
@@ -96,8 +128,15 @@ def main() -> int:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         engine.segment(image, instruction)
         torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60)
-    text = "\n".join(lines) + "\n\nTop CUDA ops of one segment call (torch.profiler):\n\n```\n" + table + "\n```\n"
+    table = prof.key_averages().table(
+        sort_by="self_cuda_time_total", row_limit=12, max_name_column_width=60
+    )
+    text = (
+        "\n".join(lines)
+        + "\n\nTop CUDA ops of one segment call (torch.profiler):\n\n```\n"
+        + table
+        + "\n```\n"
+    )
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")

@@ -4,6 +4,7 @@ Mine cameras see low light, strong gamma changes from cap lamps, sensor noise an
 motion/defocus blur. All four are photometric: masks stay exact, so the function
 takes and returns only the image. Deterministic given the numpy ``Generator``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,9 @@ class MineAugment:
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"augmentation expects an RGB uint8 [H, W, 3] image, got {image.dtype} {image.shape}")
+            raise ValueError(
+                f"augmentation expects an RGB uint8 [H, W, 3] image, got {image.dtype} {image.shape}"
+            )
         # Draw every random number up front so the stream does not depend on which effects fire.
         fire = rng.random(4) < (self.p_dim, self.p_gamma, self.p_noise, self.p_blur)
         dim = rng.uniform(*self.dim_range)

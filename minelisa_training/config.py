@@ -6,6 +6,7 @@ reads a LISA `config.json` (LISA's own LLaVA config, not today's transformers
 the two presets below describe the real LISA-7B sizes and a tiny model for
 tests and demos.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,7 +95,7 @@ class MineLisaConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MineLisaConfig":
+    def from_dict(cls, data: dict[str, Any]) -> MineLisaConfig:
         data = dict(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -106,10 +107,12 @@ class MineLisaConfig:
         return cls(sam=SamConfig(**sam), **data)
 
     @classmethod
-    def from_lisa_config(cls, cfg: dict[str, Any], sam: SamConfig | None = None) -> "MineLisaConfig":
+    def from_lisa_config(cls, cfg: dict[str, Any], sam: SamConfig | None = None) -> MineLisaConfig:
         """Read a LISA / LLaVA v1 `config.json` (LISA's own format)."""
         if "hidden_size" not in cfg or "num_hidden_layers" not in cfg:
-            raise ValueError("config.json has no hidden_size/num_hidden_layers: not a LISA/LLaVA config")
+            raise ValueError(
+                "config.json has no hidden_size/num_hidden_layers: not a LISA/LLaVA config"
+            )
         llm = {k: cfg[k] for k in _LLAMA_KEYS if k in cfg}
         if "max_position_embeddings" not in llm and "max_sequence_length" in cfg:
             llm["max_position_embeddings"] = cfg["max_sequence_length"]

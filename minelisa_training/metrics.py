@@ -13,10 +13,11 @@ Everything works on integer pixel counts, so scoring stays exact and cheap: the
 masks are reduced to (intersection, union) once, with numpy's popcount-speed
 ``count_nonzero``, and the metrics are sums and means over those counts.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,13 +27,17 @@ def _counts(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None) -> tupl
     pred = np.asarray(pred)
     gt = np.asarray(gt)
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}")
+        raise ValueError(
+            f"prediction shape {pred.shape} differs from ground truth shape {gt.shape}"
+        )
     pred = pred.astype(bool, copy=False)
     gt = gt.astype(bool, copy=False)
     if ignore is not None:
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != gt.shape:
-            raise ValueError(f"ignore mask shape {ignore.shape} differs from ground truth shape {gt.shape}")
+            raise ValueError(
+                f"ignore mask shape {ignore.shape} differs from ground truth shape {gt.shape}"
+            )
         if ignore.any():
             keep = ~ignore
             pred = pred & keep

@@ -1,4 +1,5 @@
 """Conversation and instruction templates (LLaVA `llava_v1`, as LISA uses them)."""
+
 from __future__ import annotations
 
 import torch

@@ -15,6 +15,7 @@ weights would see sequences they were never trained on. This class reproduces
 the 4.31 behaviour from `tokenizer.model` + `added_tokens.json` with the
 sentencepiece library alone, and token ids always come from the files.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,23 @@ class LisaTokenizer:
         base = self.sp.get_piece_size()
         for token, idx in self.added_tokens.items():
             if idx < base:
-                raise ValueError(f"added token {token!r} has id {idx}, inside the base vocabulary of {base}")
+                raise ValueError(
+                    f"added token {token!r} has id {idx}, inside the base vocabulary of {base}"
+                )
         self._added_by_id = {idx: tok for tok, idx in self.added_tokens.items()}
         self.bos_id = self.sp.bos_id()
         self.eos_id = self.sp.eos_id()
         self.unk_id = self.sp.unk_id()
         self.pad_id = self.unk_id  # LISA pads with <unk>
-        specials = {self.sp.id_to_piece(i): i for i in (self.bos_id, self.eos_id, self.unk_id) if i >= 0}
+        specials = {
+            self.sp.id_to_piece(i): i for i in (self.bos_id, self.eos_id, self.unk_id) if i >= 0
+        }
         self._specials = specials
         # Longest first so that no token is split by a shorter one it contains.
         pieces = sorted(list(self.added_tokens) + list(specials), key=len, reverse=True)
-        self._split_re = re.compile("(" + "|".join(re.escape(p) for p in pieces) + ")") if pieces else None
+        self._split_re = (
+            re.compile("(" + "|".join(re.escape(p) for p in pieces) + ")") if pieces else None
+        )
 
     @property
     def special_tokens(self) -> tuple[str, ...]:
@@ -55,11 +62,13 @@ class LisaTokenizer:
         return tuple(self._specials)
 
     @classmethod
-    def from_dir(cls, path: str | Path) -> "LisaTokenizer":
+    def from_dir(cls, path: str | Path) -> LisaTokenizer:
         path = Path(path)
         model_file = path / "tokenizer.model"
         if not model_file.is_file():
-            raise FileNotFoundError(f"{path} has no tokenizer.model (the sentencepiece model of the LLM)")
+            raise FileNotFoundError(
+                f"{path} has no tokenizer.model (the sentencepiece model of the LLM)"
+            )
         added_file = path / "added_tokens.json"
         added = json.loads(added_file.read_text()) if added_file.is_file() else {}
         return cls(model_file, {str(k): int(v) for k, v in added.items()})
@@ -69,7 +78,9 @@ class LisaTokenizer:
         path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.model_file, path / "tokenizer.model")
         (path / "added_tokens.json").write_text(json.dumps(self.added_tokens, indent=2) + "\n")
-        (path / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS_MAP, indent=2) + "\n")
+        (path / "special_tokens_map.json").write_text(
+            json.dumps(SPECIAL_TOKENS_MAP, indent=2) + "\n"
+        )
 
     def __len__(self) -> int:
         return self.sp.get_piece_size() + len(self.added_tokens)

@@ -6,10 +6,11 @@ right to a square. CLIP view: bicubic resize of the shortest side to 224, centre
 crop, CLIP normalisation (as `CLIPImageProcessor`). Training and inference both
 call these functions, so the two cannot drift apart.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -32,7 +33,9 @@ def check_rgb_image(image: object) -> np.ndarray:
     if image.dtype != np.uint8:
         raise InvalidInputError(f"image dtype must be uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise InvalidInputError(f"image must be RGB with shape (H, W, 3), got shape {tuple(image.shape)}")
+        raise InvalidInputError(
+            f"image must be RGB with shape (H, W, 3), got shape {tuple(image.shape)}"
+        )
     h, w = image.shape[:2]
     if h == 0 or w == 0:
         raise InvalidInputError(f"image is empty: shape {tuple(image.shape)}")
@@ -57,8 +60,13 @@ class SamView:
     original_size: tuple[int, int]  # (H, W) of the caller's image
 
 
-def _normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float], divisor: float,
-               device: torch.device | str | None) -> torch.Tensor:
+def _normalise(
+    pixels: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    divisor: float,
+    device: torch.device | str | None,
+) -> torch.Tensor:
     """uint8 [h, w, 3] -> float32 [3, h, w] on `device`: ``(x / divisor - mean) / std``.
 
     Only the uint8 pixels cross to the device (4x fewer bytes than float32), and the
@@ -72,25 +80,35 @@ def _normalise(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float], 
     return (x - mean_t) / std_t
 
 
-def sam_view(image: np.ndarray, size: int = 1024, device: torch.device | str | None = None) -> SamView:
+def sam_view(
+    image: np.ndarray, size: int = 1024, device: torch.device | str | None = None
+) -> SamView:
     h, w = image.shape[:2]
     nh, nw = resized_shape(h, w, size)
-    resized = np.array(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))  # writable, for torch
+    resized = np.array(
+        Image.fromarray(image).resize((nw, nh), Image.BILINEAR)
+    )  # writable, for torch
     x = _normalise(resized, SAM_PIXEL_MEAN, SAM_PIXEL_STD, 1.0, device)
     padded = torch.zeros(3, size, size, dtype=torch.float32, device=x.device)
     padded[:, :nh, :nw] = x
     return SamView(padded, (nh, nw), (h, w))
 
 
-def clip_view(image: np.ndarray, size: int = 224, device: torch.device | str | None = None) -> torch.Tensor:
+def clip_view(
+    image: np.ndarray, size: int = 224, device: torch.device | str | None = None
+) -> torch.Tensor:
     """[3, size, size] float32, pixel-identical to `CLIPImageProcessor` with PIL."""
     h, w = image.shape[:2]
     short, long = (h, w) if h <= w else (w, h)
     new_long = int(size * long / short)
     nh, nw = (size, new_long) if h <= w else (new_long, size)
-    resized = np.array(Image.fromarray(image).resize((nw, nh), Image.BICUBIC))  # writable, for torch
+    resized = np.array(
+        Image.fromarray(image).resize((nw, nh), Image.BICUBIC)
+    )  # writable, for torch
     top, left = (nh - size) // 2, (nw - size) // 2
-    return _normalise(resized[top : top + size, left : left + size], CLIP_MEAN, CLIP_STD, 255.0, device)
+    return _normalise(
+        resized[top : top + size, left : left + size], CLIP_MEAN, CLIP_STD, 255.0, device
+    )
 
 
 def mask_to_sam_frame(mask: np.ndarray, size: int = 1024) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Mask overlays for people: the CLI, evaluation, the demo and the ROS node share them."""
+
 from __future__ import annotations
 
 import cv2
@@ -9,7 +10,10 @@ OVERLAY_COLOR = (0, 255, 0)
 
 
 def overlay_mask(
-    rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5, color: tuple[int, int, int] = OVERLAY_COLOR
+    rgb: np.ndarray,
+    mask: np.ndarray,
+    alpha: float = 0.5,
+    color: tuple[int, int, int] = OVERLAY_COLOR,
 ) -> np.ndarray:
     """RGB image with the mask's pixels blended towards `color` (alpha 0..1)."""
     if mask.shape != rgb.shape[:2]:

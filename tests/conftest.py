@@ -27,6 +27,7 @@ INTEGRATION_MODULES = {
     "test_train_distributed",
     "test_eval_distributed",
     "test_ros_bag",
+    "test_quantization",
 }
 
 

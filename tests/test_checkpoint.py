@@ -147,7 +147,7 @@ def test_base_llava_plus_sam_pth(tiny, lisa_dirs, tmp_path):
         ),
     )
     assert any(k.startswith("text_hidden_fcs.") for k in loaded.report.fresh)
-    assert "language_model.model.embed_tokens.weight[%d:]" % seg in loaded.report.fresh
+    assert f"language_model.model.embed_tokens.weight[{seg}:]" in loaded.report.fresh
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 """`minelisa segment` end to end on a tiny bundle."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,16 +11,32 @@ from minelisa_training.engine import SegmentationEngine
 
 def test_segment_writes_mask_and_overlay(tiny_bundle, tmp_path, rgb_image, capsys):
     Image.fromarray(rgb_image).save(tmp_path / "frame.jpg", quality=95)
-    code = main(["segment", "--model", str(tiny_bundle), "--image", str(tmp_path / "frame.jpg"),
-                 "--instruction", "segment the exposed cable", "--out", str(tmp_path / "m" / "mask.png"),
-                 "--overlay", str(tmp_path / "overlay.png")])
+    code = main(
+        [
+            "segment",
+            "--model",
+            str(tiny_bundle),
+            "--image",
+            str(tmp_path / "frame.jpg"),
+            "--instruction",
+            "segment the exposed cable",
+            "--out",
+            str(tmp_path / "m" / "mask.png"),
+            "--overlay",
+            str(tmp_path / "overlay.png"),
+        ]
+    )
     assert code == 0
     mask = np.asarray(Image.open(tmp_path / "m" / "mask.png"))
     assert mask.shape == rgb_image.shape[:2] and mask.dtype == np.uint8
     assert set(np.unique(mask)) <= {0, 255}
     # Same mask as the engine gives for the decoded JPEG.
     frame = np.asarray(Image.open(tmp_path / "frame.jpg").convert("RGB"))
-    expected = SegmentationEngine.from_pretrained(tiny_bundle).segment(frame, "segment the exposed cable").mask
+    expected = (
+        SegmentationEngine.from_pretrained(tiny_bundle)
+        .segment(frame, "segment the exposed cable")
+        .mask
+    )
     assert np.array_equal(mask == 255, expected)
     overlay = np.asarray(Image.open(tmp_path / "overlay.png"))
     assert overlay.shape == rgb_image.shape
@@ -29,21 +46,75 @@ def test_segment_writes_mask_and_overlay(tiny_bundle, tmp_path, rgb_image, capsy
 
 def test_segment_errors_are_specific(tiny_bundle, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "f.png")
-    assert main(["segment", "--model", str(tmp_path / "missing"), "--image", str(tmp_path / "f.png"),
-                 "--instruction", "x", "--out", str(tmp_path / "m.png")]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                "--model",
+                str(tmp_path / "missing"),
+                "--image",
+                str(tmp_path / "f.png"),
+                "--instruction",
+                "x",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 2
+    )
     assert "model path does not exist" in capsys.readouterr().err
-    assert main(["segment", "--model", str(tiny_bundle), "--image", str(tmp_path / "nope.jpg"),
-                 "--instruction", "x", "--out", str(tmp_path / "m.png")]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                "--model",
+                str(tiny_bundle),
+                "--image",
+                str(tmp_path / "nope.jpg"),
+                "--instruction",
+                "x",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 2
+    )
     assert "cannot read image" in capsys.readouterr().err
-    assert main(["segment", "--model", str(tiny_bundle), "--image", str(tmp_path / "f.png"),
-                 "--instruction", "   ", "--out", str(tmp_path / "m.png")]) == 2
+    assert (
+        main(
+            [
+                "segment",
+                "--model",
+                str(tiny_bundle),
+                "--image",
+                str(tmp_path / "f.png"),
+                "--instruction",
+                "   ",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 2
+    )
     assert "instruction is empty" in capsys.readouterr().err
     assert not (tmp_path / "m.png").exists()
 
 
 def _segment(tiny_bundle, tmp_path, image, instruction="the cable", out="m.png", extra=()):
-    return main(["segment", "--model", str(tiny_bundle), "--image", str(image), "--instruction",
-                 instruction, "--out", str(tmp_path / out), *extra])
+    return main(
+        [
+            "segment",
+            "--model",
+            str(tiny_bundle),
+            "--image",
+            str(image),
+            "--instruction",
+            instruction,
+            "--out",
+            str(tmp_path / out),
+            *extra,
+        ]
+    )
 
 
 def test_bad_inputs_are_messages_and_keep_existing_outputs(tiny_bundle, tmp_path, capsys):
@@ -60,8 +131,12 @@ def test_bad_inputs_are_messages_and_keep_existing_outputs(tiny_bundle, tmp_path
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", b"")
-                     + png_chunk(b"IEND", b""))
+    bomb.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", b"")
+        + png_chunk(b"IEND", b"")
+    )
     (tmp_path / "outdir").mkdir()
     cases = [
         (dict(image=bomb), "pixels"),
@@ -90,7 +165,9 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
     assert (rgb == 255).mean() < 0.01 and rgb.max() >= 250 and rgb.min() == 0
 
 
-def test_internal_errors_hide_the_traceback_unless_debug(tiny_bundle, tmp_path, capsys, monkeypatch):
+def test_internal_errors_hide_the_traceback_unless_debug(
+    tiny_bundle, tmp_path, capsys, monkeypatch
+):
     from minelisa_training import engine as engine_module
 
     def broken(*args, **kwargs):

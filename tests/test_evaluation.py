@@ -5,11 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from data_fixtures import synth_copy, synth_data  # noqa: F401
 from minelisa_training import evaluation, museg
-from minelisa_training.errors import DataError
 from minelisa_training.cli import main as cli_main
 from minelisa_training.engine import SegmentationEngine
+from minelisa_training.errors import DataError
 
 
 def _val_samples(root, limit=None, **kw):

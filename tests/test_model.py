@@ -1,10 +1,17 @@
 """Tiny-config forward: shapes, image-token insertion, [SEG] hidden-state position."""
+
 from __future__ import annotations
 
 import torch
 
-from minelisa_training.prompts import IGNORE_INDEX, IMAGE_TOKEN_INDEX, build_prompt, encode_conversation, tokenize_with_image
 from minelisa_training.modeling.lisa import ModelInputs
+from minelisa_training.prompts import (
+    IGNORE_INDEX,
+    IMAGE_TOKEN_INDEX,
+    build_prompt,
+    encode_conversation,
+    tokenize_with_image,
+)
 from minelisa_training.transforms import clip_view, sam_view
 
 
@@ -32,7 +39,9 @@ def test_image_tokens_replace_placeholder_and_seg_positions(tiny):
     seg = tok.token_to_id("[SEG]")
     prompts = [
         build_prompt("segment the cable", "[SEG]."),
-        build_prompt("where is the person?", "Sure, [SEG] is the person near the belt."),  # [SEG] not last
+        build_prompt(
+            "where is the person?", "Sure, [SEG] is the person near the belt."
+        ),  # [SEG] not last
         build_prompt("cable and door", "[SEG] and [SEG]."),
     ]
     seqs, ids, mask = _batch(tok, prompts)
@@ -45,7 +54,9 @@ def test_image_tokens_replace_placeholder_and_seg_positions(tiny):
         assert int(out.attention_mask[n].sum()) == len(s) - 1 + P
         assert torch.equal(out.inputs_embeds[n, p : p + P], image_tokens[n])
         assert torch.equal(out.inputs_embeds[n, p + P], embed.weight[s[p + 1]])  # <im_end> follows
-        assert torch.equal(out.inputs_embeds[n, p - 1], embed.weight[s[p - 1]])  # <im_start> precedes
+        assert torch.equal(
+            out.inputs_embeds[n, p - 1], embed.weight[s[p - 1]]
+        )  # <im_start> precedes
         assert out.seg_positions[n] == _lisa_seg_positions(s, seg, P)
         # The state at the position predicts the [SEG] token that follows it.
         for pos in out.seg_positions[n]:
@@ -57,11 +68,15 @@ def test_image_tokens_replace_placeholder_and_seg_positions(tiny):
 def test_forward_shapes_and_ce(tiny):
     model, tok = tiny
     rng = torch.Generator().manual_seed(0)
-    images = [torch.randint(0, 255, (932, 1082, 3), generator=rng, dtype=torch.uint8).numpy(),
-              torch.randint(0, 255, (480, 640, 3), generator=rng, dtype=torch.uint8).numpy()]
+    images = [
+        torch.randint(0, 255, (932, 1082, 3), generator=rng, dtype=torch.uint8).numpy(),
+        torch.randint(0, 255, (480, 640, 3), generator=rng, dtype=torch.uint8).numpy(),
+    ]
     views = [sam_view(im) for im in images]
-    pairs = [encode_conversation(tok, "Please segment the cable in this image.", "[SEG]."),
-             encode_conversation(tok, "Please segment the door in this image.", "Sure, it is [SEG].")]
+    pairs = [
+        encode_conversation(tok, "Please segment the cable in this image.", "[SEG]."),
+        encode_conversation(tok, "Please segment the door in this image.", "Sure, it is [SEG]."),
+    ]
     length = max(len(i) for i, _ in pairs)
     ids = torch.full((2, length), tok.pad_id)
     labels = torch.full((2, length), IGNORE_INDEX)
@@ -69,9 +84,14 @@ def test_forward_shapes_and_ce(tiny):
     for n, (i, lab) in enumerate(pairs):
         ids[n, : len(i)], labels[n, : len(i)], mask[n, : len(i)] = i, lab, 1
     batch = ModelInputs(
-        input_ids=ids, attention_mask=mask, labels=labels, image_index=torch.tensor([0, 1]),
-        input_sizes=[v.input_size for v in views], original_sizes=[v.original_size for v in views],
-        clip_pixels=torch.stack([clip_view(im) for im in images]), sam_pixels=torch.stack([v.pixels for v in views]),
+        input_ids=ids,
+        attention_mask=mask,
+        labels=labels,
+        image_index=torch.tensor([0, 1]),
+        input_sizes=[v.input_size for v in views],
+        original_sizes=[v.original_size for v in views],
+        clip_pixels=torch.stack([clip_view(im) for im in images]),
+        sam_pixels=torch.stack([v.pixels for v in views]),
     )
     with torch.no_grad():
         out = model(batch)

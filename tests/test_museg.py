@@ -4,7 +4,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from data_fixtures import SYNTH_CFG, synth_copy, synth_data  # noqa: F401
+from data_fixtures import SYNTH_CFG
 from PIL import Image
 
 from minelisa_training import museg, synth

@@ -6,7 +6,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from data_fixtures import synth_copy, synth_data  # noqa: F401
 
 from minelisa_training import museg
 from minelisa_training.commands.data_args import add_data_arguments, load_samples

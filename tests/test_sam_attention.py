@@ -1,4 +1,5 @@
 """The fused SAM attention computes what segment-anything's Attention computes."""
+
 from __future__ import annotations
 
 import copy
@@ -27,14 +28,25 @@ def test_fused_attention_matches_segment_anything(size, batch) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     # Not trivially equal: without the relative-position terms the output differs.
     plain = FusedRelPosAttention(48, num_heads=3, qkv_bias=True, use_rel_pos=False)
-    plain.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.startswith("rel_pos")})
+    plain.load_state_dict(
+        {k: v for k, v in ref.state_dict().items() if not k.startswith("rel_pos")}
+    )
     assert (plain(x) - expected).abs().max() > 1e-2
 
 
 def test_encoder_with_fused_attention_matches_and_keeps_keys() -> None:
     torch.manual_seed(1)
-    ref = ImageEncoderViT(img_size=128, patch_size=16, embed_dim=64, depth=2, num_heads=2, use_rel_pos=True,
-                          window_size=4, global_attn_indexes=(1,), out_chans=32)
+    ref = ImageEncoderViT(
+        img_size=128,
+        patch_size=16,
+        embed_dim=64,
+        depth=2,
+        num_heads=2,
+        use_rel_pos=True,
+        window_size=4,
+        global_attn_indexes=(1,),
+        out_chans=32,
+    )
     with torch.no_grad():
         for name, p in ref.named_parameters():
             if "rel_pos" in name:

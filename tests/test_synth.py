@@ -5,7 +5,7 @@ import zipfile
 import cv2
 import numpy as np
 import pytest
-from data_fixtures import SYNTH_CFG, synth_data  # noqa: F401
+from data_fixtures import SYNTH_CFG
 from PIL import Image
 
 from minelisa_training import museg, synth

@@ -1,4 +1,5 @@
 """The prompt is tokenised as the released LISA weights saw it (transformers 4.31, slow tokenizer)."""
+
 from __future__ import annotations
 
 from minelisa_training.prompts import (
@@ -54,7 +55,9 @@ def test_each_chunk_gets_its_own_dummy_prefix(tiny):
 
 def test_labels_supervise_only_the_answer(tiny):
     _, tok = tiny
-    ids, labels = encode_conversation(tok, "Please segment the cable in this image.", "Sure, it is [SEG].")
+    ids, labels = encode_conversation(
+        tok, "Please segment the cable in this image.", "Sure, it is [SEG]."
+    )
     assert ids.shape == labels.shape
     kept = [int(i) for i in labels if i != IGNORE_INDEX]
     assert kept[-1] == tok.eos_id

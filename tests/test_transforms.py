@@ -1,4 +1,5 @@
 """The SAM and CLIP views, and the way masks come back to the original pixels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from transformers import CLIPImageProcessorPil
 
-from minelisa_training.modeling.sam import build_sam
 from minelisa_training.config import SamConfig
+from minelisa_training.modeling.sam import build_sam
 from minelisa_training.transforms import (
     SAM_PIXEL_MEAN,
     SAM_PIXEL_STD,
@@ -39,7 +40,9 @@ def test_sam_view_resizes_normalises_and_pads():
     assert view.input_size == (882, 1024) and view.original_size == (932, 1082)
     assert view.pixels.shape == (3, 1024, 1024)
     expected = (200 - np.array(SAM_PIXEL_MEAN)) / np.array(SAM_PIXEL_STD)
-    assert torch.allclose(view.pixels[:, 10, 10], torch.tensor(expected, dtype=torch.float32), atol=1e-5)
+    assert torch.allclose(
+        view.pixels[:, 10, 10], torch.tensor(expected, dtype=torch.float32), atol=1e-5
+    )
     assert torch.count_nonzero(view.pixels[:, 882:, :]) == 0  # bottom padding
 
 
@@ -49,8 +52,10 @@ def test_clip_view_matches_transformers_clip_processor(h, w):
     img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
     ours = clip_view(img)
     ref = CLIPImageProcessorPil(
-        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
-        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
     )(images=img, return_tensors="pt")["pixel_values"][0]
     assert ours.shape == ref.shape == (3, 224, 224)
     assert torch.allclose(ours, ref.float(), atol=1e-4)
@@ -58,8 +63,16 @@ def test_clip_view_matches_transformers_clip_processor(h, w):
 
 @pytest.fixture(scope="module")
 def sam():
-    return build_sam(SamConfig(encoder_embed_dim=16, encoder_depth=1, encoder_num_heads=1,
-                               encoder_global_attn_indexes=(0,), decoder_depth=1, decoder_mlp_dim=32))
+    return build_sam(
+        SamConfig(
+            encoder_embed_dim=16,
+            encoder_depth=1,
+            encoder_num_heads=1,
+            encoder_global_attn_indexes=(0,),
+            decoder_depth=1,
+            decoder_mlp_dim=32,
+        )
+    )
 
 
 @pytest.mark.parametrize("h,w", SIZES)
@@ -67,7 +80,9 @@ def test_mask_back_projection(sam, h, w):
     mask = _blobs(h, w, seed=h + w)
     framed = torch.from_numpy(mask_to_sam_frame(mask))[None, None]
     nh, nw = resized_shape(h, w, 1024)
-    assert torch.count_nonzero(framed[..., nh:, :]) == 0 and torch.count_nonzero(framed[..., nw:]) == 0
+    assert (
+        torch.count_nonzero(framed[..., nh:, :]) == 0 and torch.count_nonzero(framed[..., nw:]) == 0
+    )
     logits = (framed - 0.5) * 20
     # Straight back from the 1024 frame: the same pixels up to the resampling of edges.
     full = sam.postprocess_masks(F.interpolate(logits, (1024, 1024)), (nh, nw), (h, w))[0, 0] > 0

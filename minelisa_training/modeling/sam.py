@@ -3,13 +3,20 @@
 LISA hard-codes SAM ViT-H; reading the geometry from the checkpoint lets edge
 deployments use ViT-B/L weights with the same code.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Mapping
 
 import torch
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+from segment_anything.modeling import (
+    ImageEncoderViT,
+    MaskDecoder,
+    PromptEncoder,
+    Sam,
+    TwoWayTransformer,
+)
 
 from ..config import SamConfig
 from ..transforms import SAM_PIXEL_MEAN, SAM_PIXEL_STD
@@ -62,20 +69,22 @@ def build_sam(cfg: SamConfig) -> Sam:
     dim = cfg.prompt_embed_dim
     grid = cfg.embedding_size
     return Sam(
-        image_encoder=use_fused_attention(ImageEncoderViT(
-            depth=cfg.encoder_depth,
-            embed_dim=cfg.encoder_embed_dim,
-            img_size=cfg.image_size,
-            mlp_ratio=4,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=cfg.encoder_num_heads,
-            patch_size=cfg.patch_size,
-            qkv_bias=True,
-            use_rel_pos=True,
-            global_attn_indexes=cfg.encoder_global_attn_indexes,
-            window_size=cfg.window_size,
-            out_chans=dim,
-        )),
+        image_encoder=use_fused_attention(
+            ImageEncoderViT(
+                depth=cfg.encoder_depth,
+                embed_dim=cfg.encoder_embed_dim,
+                img_size=cfg.image_size,
+                mlp_ratio=4,
+                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+                num_heads=cfg.encoder_num_heads,
+                patch_size=cfg.patch_size,
+                qkv_bias=True,
+                use_rel_pos=True,
+                global_attn_indexes=cfg.encoder_global_attn_indexes,
+                window_size=cfg.window_size,
+                out_chans=dim,
+            )
+        ),
         prompt_encoder=PromptEncoder(
             embed_dim=dim,
             image_embedding_size=(grid, grid),

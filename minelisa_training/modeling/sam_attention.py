@@ -7,6 +7,7 @@ separate kernels; at 1024 px the four global layers of ViT-H hold 16 heads x
 ``F.scaled_dot_product_attention`` as an additive mask gives the same result with
 fused kernels. Parameter names are segment-anything's, so checkpoints load as-is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,7 +28,9 @@ class FusedRelPosAttention(Attention):
             # SAM adds these terms computed from the unscaled q (add_decomposed_rel_pos).
             rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, rh.to(q.dtype))
             rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, rw.to(q.dtype))
-            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, self.num_heads, h * w, h * w)
+            bias = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(
+                b, self.num_heads, h * w, h * w
+            )
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
         out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
         return self.proj(out)
@@ -41,8 +44,11 @@ def use_fused_attention(encoder: ImageEncoderViT) -> ImageEncoderViT:
         if old.use_rel_pos:  # rel_pos_* hold 2 * size - 1 rows
             size = ((old.rel_pos_h.shape[0] + 1) // 2, (old.rel_pos_w.shape[0] + 1) // 2)
         new = FusedRelPosAttention(
-            old.qkv.in_features, num_heads=old.num_heads, qkv_bias=old.qkv.bias is not None,
-            use_rel_pos=old.use_rel_pos, input_size=size,
+            old.qkv.in_features,
+            num_heads=old.num_heads,
+            qkv_bias=old.qkv.bias is not None,
+            use_rel_pos=old.use_rel_pos,
+            input_size=size,
         )
         new.load_state_dict(old.state_dict())
         block.attn = new.to(device=old.qkv.weight.device, dtype=old.qkv.weight.dtype)
