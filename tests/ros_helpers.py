@@ -107,8 +107,31 @@ def ros_env(prefix: Path, domain_id: int) -> dict[str, str]:
     return env
 
 
-class NodeProcess:
+class _LoggedProcess:
+    """A child process whose output goes to ``self.log``; ``what`` names it in errors."""
+
+    what = "process"
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.what} exited with {self.proc.returncode}:\n{self.text()}"
+                )
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.what} did not log {needle!r} in {timeout} s:\n{self.text()}")
+
+
+class NodeProcess(_LoggedProcess):
     """`python -m minelisa_ros.node` as a child process, its log in a file."""
+
+    what = "node"
 
     def __init__(self, env: dict[str, str], log: Path, ros_args: list[str]) -> None:
         self.log = log
@@ -120,19 +143,6 @@ class NodeProcess:
             stderr=subprocess.STDOUT,
             cwd=str(REPO),
         )
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.text():
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited with {self.proc.returncode}:\n{self.text()}")
-            time.sleep(0.2)
-        raise TimeoutError(f"node did not log {needle!r} in {timeout} s:\n{self.text()}")
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.poll() is None:
@@ -314,9 +324,11 @@ def _build_composition_interfaces(workdir: Path, prefix: Path) -> str:
     return ""
 
 
-class LaunchProcess:
+class LaunchProcess(_LoggedProcess):
     """`ros2 launch ...` in a session of its own, as a terminal would run it (Ctrl-C goes to
     the whole process group)."""
+
+    what = "launch"
 
     def __init__(self, tools: Ros2Tools, env: dict[str, str], log: Path, *args: str) -> None:
         self.log = log
@@ -329,19 +341,6 @@ class LaunchProcess:
                 start_new_session=True,
             )
         self.pgid = self.proc.pid
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.text():
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"launch exited with {self.proc.returncode}:\n{self.text()}")
-            time.sleep(0.2)
-        raise TimeoutError(f"launch did not log {needle!r} in {timeout} s:\n{self.text()}")
 
     def group_alive(self) -> bool:
         """Whether any process of the launch's process group is still running."""

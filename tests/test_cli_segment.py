@@ -46,56 +46,12 @@ def test_segment_writes_mask_and_overlay(tiny_bundle, tmp_path, rgb_image, capsy
 
 def test_segment_errors_are_specific(tiny_bundle, tmp_path, capsys):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "f.png")
-    assert (
-        main(
-            [
-                "segment",
-                "--model",
-                str(tmp_path / "missing"),
-                "--image",
-                str(tmp_path / "f.png"),
-                "--instruction",
-                "x",
-                "--out",
-                str(tmp_path / "m.png"),
-            ]
-        )
-        == 2
-    )
+    image = tmp_path / "f.png"
+    assert _segment(tmp_path / "missing", tmp_path, image, instruction="x") == 2
     assert "model path does not exist" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "segment",
-                "--model",
-                str(tiny_bundle),
-                "--image",
-                str(tmp_path / "nope.jpg"),
-                "--instruction",
-                "x",
-                "--out",
-                str(tmp_path / "m.png"),
-            ]
-        )
-        == 2
-    )
+    assert _segment(tiny_bundle, tmp_path, tmp_path / "nope.jpg", instruction="x") == 2
     assert "cannot read image" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "segment",
-                "--model",
-                str(tiny_bundle),
-                "--image",
-                str(tmp_path / "f.png"),
-                "--instruction",
-                "   ",
-                "--out",
-                str(tmp_path / "m.png"),
-            ]
-        )
-        == 2
-    )
+    assert _segment(tiny_bundle, tmp_path, image, instruction="   ") == 2
     assert "instruction is empty" in capsys.readouterr().err
     assert not (tmp_path / "m.png").exists()
 

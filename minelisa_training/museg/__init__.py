@@ -1,16 +1,7 @@
 """MUSeg reader: raw layout, class maps, splits, sample expansion and `museg check`.
 
-Raw release layout (MUSeg, Scientific Data 2025)::
-
-    ROOT/01-Mine/Image/<id>.jpg
-            /Depth/<id>.png              uint16 millimetres, 0 = invalid
-            /Label/<id>_label.png        uint8 class ids (255 = ignore, if present)
-            /Label/<id>_color.png        visualisation only
-            /Label/<id>_polygons.json    Labelme (shapes[].label, shapes[].points)
-    ROOT/02-Mine ... 06-Mine
-    ROOT/Experiment/DatasetSplit.zip     train.txt / val.txt (or the extracted files)
-    ROOT/Experiment/intrinsics.json      optional: depth camera intrinsics (read_intrinsics)
-    ROOT/Experiment/sequences.json       optional: frame sequences (read_sequences)
+The raw release layout (MUSeg, Scientific Data 2025: ``ROOT/NN-Mine/{Image,Depth,Label}``
+and ``ROOT/Experiment/``) is spelled out once, in ``layout.Layout``.
 
 Ids look like ``01-01-01-0014-240523104754-08-99``. The first three fields name
 the mine, roadway and capture group; frames of one capture group are near
