@@ -91,6 +91,9 @@ def measure_in_child(step: str, lisa: Path, clip: Path) -> dict:
     result = {"step": step, "exit": proc.returncode, "peak_anon_gib": peak / GIB}
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     result.update(json.loads(lines[-1]) if lines else {"error": err.strip()[-600:]})
+    if "train_peak_anon_gib" in result:  # the trainer process's own peak
+        result["peak_anon_gib"] = result["train_peak_anon_gib"]
+        result["exit"] = result["train_exit"]
     return result
 
 
@@ -136,9 +139,18 @@ def child_train(lisa: Path, clip: Path) -> dict:
         "runtime.progress=false",
     ]
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    tail = (done.stderr.strip().splitlines() or [""])[-1]
-    return {"train_exit": done.returncode, "train_s": time.perf_counter() - start, "message": tail}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = PeakSampler(proc.pid)  # the trainer is this child's child: sample it here
+    out, err = proc.communicate()
+    peak = sampler.stop()
+    steps = next((ln for ln in out.splitlines() if "steps in all" in ln), "")
+    tail = (err.strip().splitlines() or [""])[-1] if proc.returncode else steps.strip()
+    return {
+        "train_exit": proc.returncode,
+        "train_s": time.perf_counter() - start,
+        "train_peak_anon_gib": peak / GIB,
+        "message": tail,
+    }
 
 
 def table(rows: list[dict]) -> str:
