@@ -4,7 +4,10 @@ With `use_depth` the node keeps the last few messages of `depth` (sensor_msgs/Im
 16UC1 millimetres or 32FC1 metres, aligned to the colour image) and the latest
 `camera_info`; a colour frame is paired with the depth frame whose stamp is nearest,
 within `depth_sync_tolerance` (message_filters' ApproximateTime is not on PyPI, and one
-latest colour frame needs no more). A request may carry its own depth and CameraInfo.
+latest colour frame needs no more). A colour frame often arrives before its depth frame
+(they are separate topics), so a lookup waits up to `DEPTH_WAIT_S` while the newest depth
+frame is older than the colour frame, and no longer once a later one has arrived. A
+request may carry its own depth and CameraInfo.
 
 Bad depth or intrinsics raise `RequestError` saying what is wrong; the service answers
 with it, standing instructions go on without depth.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +33,7 @@ from .image_conversion import is_empty_image
 
 DEPTH_ENCODINGS = {"16UC1": np.dtype("<u2"), "mono16": np.dtype("<u2"), "32FC1": np.dtype("<f4")}
 HISTORY = 30  # depth frames kept for pairing (a second at 30 Hz)
+DEPTH_WAIT_S = 0.25  # the longest wait for a depth frame that is due (a few frame periods)
 
 
 @dataclass(frozen=True)
@@ -93,32 +98,46 @@ class DepthFrames:
     """Recent depth messages and the latest CameraInfo (thread-safe)."""
 
     def __init__(self, history: int = HISTORY) -> None:
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
         self._depth: collections.deque[Image] = collections.deque(maxlen=history)
         self._info: CameraInfo | None = None
 
     def put_depth(self, msg: Image) -> None:
-        with self._lock:
+        with self._arrived:
             self._depth.append(msg)
+            self._arrived.notify_all()
 
     def put_info(self, msg: CameraInfo) -> None:
-        with self._lock:
+        with self._arrived:
             self._info = msg
 
     def clear(self) -> None:
-        with self._lock:
+        with self._arrived:
             self._depth.clear()
             self._info = None
 
-    def nearest(self, header: Header, tolerance: float) -> tuple[Image, CameraInfo | None] | None:
-        """The depth message nearest `header`'s stamp within `tolerance` s, with the info."""
+    def nearest(
+        self, header: Header, tolerance: float, wait_s: float = DEPTH_WAIT_S
+    ) -> tuple[Image, CameraInfo | None] | None:
+        """The depth message nearest `header`'s stamp within `tolerance` s, with the info.
+
+        Waits up to `wait_s` for one while every depth frame so far is older than that;
+        None at once when a later depth frame has arrived without a match."""
         target = stamp_s(header)
-        with self._lock:
-            best = min(self._depth, key=lambda m: abs(stamp_s(m.header) - target), default=None)
-            info = self._info
-        if best is None or abs(stamp_s(best.header) - target) > tolerance:
-            return None
-        return best, info
+        deadline = time.monotonic() + wait_s
+        with self._arrived:
+            while True:
+                stamps = [stamp_s(m.header) for m in self._depth]
+                if stamps:
+                    i = min(range(len(stamps)), key=lambda j: abs(stamps[j] - target))
+                    if abs(stamps[i] - target) <= tolerance:
+                        return self._depth[i], self._info
+                    if max(stamps) > target + tolerance:
+                        return None
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._arrived.wait(remaining)
 
 
 def request_depth(

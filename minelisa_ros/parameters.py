@@ -117,7 +117,8 @@ NODE_PARAMETERS: tuple[NodeParameter, ...] = (
         "depth_sync_tolerance",
         0.05,
         "Pair the colour frame with the depth frame whose stamp is nearest, if within this "
-        "many seconds (else no depth for that frame).",
+        "many seconds (else no depth for that frame). A depth frame that is due (none "
+        "newer yet) is waited for up to 0.25 s.",
         float_range=(0.0, 10.0),
     ),
     NodeParameter(

@@ -29,6 +29,7 @@ from ros_helpers import (  # noqa: E402
     run_probe,
 )
 
+from minelisa_ros.diagnostics import RateMeter  # noqa: E402
 from minelisa_ros.parameters import parameter_names  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -217,6 +218,10 @@ def test_engine_refusal_is_reported_and_node_keeps_serving(run):
     assert run.main["calls"]["good_after_bad"]["success"]
 
 
+def _published_between(run, start: float, end: float) -> int:
+    return sum(start < t <= end for t, _ in run.main["published"])
+
+
 def test_frames_keep_arriving_during_a_call(run):
     call = run.main["calls"]["latest"]
     during = [
@@ -228,8 +233,14 @@ def test_frames_keep_arriving_during_a_call(run):
     seconds = last["t"] - first["t"]
     # A call of the tiny model takes a few hundred ms here; diagnostics come every 0.1 s.
     assert seconds >= 0.15, f"call lasted {call['finished'] - call['started']:.2f} s"
-    assert frames >= 0.5 * 30 * seconds, f"{frames} frames in {seconds:.2f} s during the call"
-    assert 15 < float(last["values"]["frame_rate_hz"]) < 45
+    # Compared with what the probe managed to publish (30 Hz asked; a loaded machine
+    # publishes fewer): a camera callback blocked by the model would receive about none,
+    # a free one most (the two processes share two cores with the model, so not all).
+    published = _published_between(run, first["t"], last["t"])
+    assert published >= 4 and frames >= 0.4 * published, (frames, published, seconds)
+    window = RateMeter().window_s
+    published_rate = _published_between(run, last["t"] - window, last["t"]) / window
+    assert 0.4 * published_rate < float(last["values"]["frame_rate_hz"]) < 1.5 * published_rate
     assert last["values"]["model_state"] == "loaded" and last["level"] == 0
 
 
