@@ -10,9 +10,13 @@ Presets (random weights, input 1082x932 as MUSeg):
 For each: per-stage p50/p90 of one instruction on a new frame (fresh encode), one and
 eight instructions with prefix reuse on and off (and their ratio), the following-mode
 frame rate (`engine.follow`: SAM encoder + mask decoder, the LLM's prompt reused) against
-the full model's, and peak memory. Speed targets live here, not in tests.
+the full model's, and peak memory. A second table turns the GPU path's switches on and off
+(`image_views` exact/device, `compile` off/on; see minelisa_training/acceleration.py): the
+encode stages, one instruction on a new frame, following, and the first call's seconds
+(compiling, for compile on). Speed targets live here, not in tests.
 
-    python benchmarks/bench_inference.py [--repeats 5] [--presets tiny,llm-1b,lisa-7b] [--out t.md]
+    python benchmarks/bench_inference.py [--repeats 5] [--presets tiny,llm-1b,lisa-7b]
+        [--no-compile] [--out t.md]
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ INSTRUCTIONS = [
     "the tube",
 ]
 STAGES = ("clip_ms", "sam_encoder_ms", "llm_prefix_ms", "llm_ms", "decoder_ms", "total_ms")
+SWITCHES = (("exact", "off"), ("device", "off"), ("exact", "on"), ("device", "on"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -80,7 +85,34 @@ def build(name: str, device: str, dtype: torch.dtype):
     return lisa_7b_random(tok, device=device, dtype=dtype), tok
 
 
-def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict:
+def switch_row(model, tok, views: str, compiled: str, image, repeats: int) -> dict:
+    """One engine with the given switches: first call, encode stages, one instruction, follow."""
+    device = str(model.device)
+    engine = SegmentationEngine(model, tok, image_views=views, compile=compiled)
+    start = time.perf_counter()
+    engine.segment(image, INSTRUCTIONS[0])  # compiles, with compile on
+    first_s = time.perf_counter() - start
+    engine.segment(image, INSTRUCTIONS[0])
+    stages: dict[str, list[float]] = {s: [] for s in STAGES[:3]}
+    for _ in range(repeats):
+        timings = engine.encode(image, timed=True).timings
+        for s in stages:
+            stages[s].append(timings[s])
+    one = timed_ms(lambda: engine.segment(image, INSTRUCTIONS[0]), repeats, device)
+    previous = engine.segment_batch(image, INSTRUCTIONS[:1])
+    follow = timed_ms(lambda: engine.follow(image, previous), repeats, device)
+    done = engine.encoder.compiled
+    return {
+        "views": engine.encoder.image_views,
+        "compile": compiled if compiled == "off" or all(done.values()) else f"on ({done})",
+        "first_s": first_s,
+        **{f"{s}_p50": pct(v, 50) for s, v in stages.items()},
+        "one_p50": statistics.median(one),
+        "follow_hz": 1000.0 / statistics.median(follow),
+    }
+
+
+def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int, compile_too: bool) -> dict:
     model, tok = build(name, device, dtype)
     reuse, whole = (
         SegmentationEngine(model, tok),
@@ -117,6 +149,8 @@ def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int) -> dict
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:  # ru_maxrss: KiB on Linux, the whole process so far
         row["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    chosen = [sw for sw in SWITCHES if compile_too or sw[1] == "off"]
+    row["switches"] = [switch_row(model, tok, *sw, image, repeats) for sw in chosen]
     return row
 
 
@@ -140,13 +174,32 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def switches_table(rows: list[dict]) -> str:
+    lines = [
+        "| preset | device | image views | compile | first call (s) | clip | sam enc "
+        "| llm prefix | 1 instr p50 (ms) | follow Hz |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for w in r["switches"]:
+            lines.append(
+                f"| {r['preset']} | {r['device']} | {w['views']} | {w['compile']} "
+                f"| {w['first_s']:.1f} | {w['clip_ms_p50']:.1f} | {w['sam_encoder_ms_p50']:.1f} "
+                f"| {w['llm_prefix_ms_p50']:.1f} | {w['one_p50']:.0f} | {w['follow_hz']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--presets", default="tiny,llm-1b,lisa-7b")
-    parser.add_argument("--out", help="also write the table to this file")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="skip the compile=on rows (minutes to compile)"
+    )
+    parser.add_argument("--out", help="also write the tables to this file")
     args = parser.parse_args()
     runs = []
     for preset in args.presets.split(","):
@@ -163,13 +216,13 @@ def main() -> None:
     rows, failed = [], []
     for name, device, dtype in runs:
         try:
-            rows.append(run_preset(name, device, dtype, args.repeats))
+            rows.append(run_preset(name, device, dtype, args.repeats, not args.no_compile))
         except Exception:  # one failed preset still leaves the others' rows
             traceback.print_exc()
             failed.append(f"{name} on {device}")
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
-    text = table(rows)
+    text = table(rows) + "\n\n" + switches_table(rows)
     print("\n" + text)
     if args.out:
         with open(args.out, "w") as f:

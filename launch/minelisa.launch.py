@@ -6,9 +6,9 @@
 
 The node's parameters come from params_file (default: the package's
 config/minelisa.yaml). The launch arguments model_path, vision_tower_path,
-sam_checkpoint, device, dtype, quantize, answer_mode, max_new_tokens and
-use_compressed override it when given; left empty (their default) they keep what the params file, or else the
-node's default, says. image remaps the camera topic, namespace places the node.
+sam_checkpoint, device, dtype, quantize, image_views, compile, answer_mode,
+max_new_tokens, use_compressed and use_depth override it when given; left empty (their
+default) they keep what the params file, or else the node's default, says. image remaps the camera topic, namespace places the node.
 
 rviz:=true starts rviz2 with rviz/minelisa.rviz; where rviz2 is not installed the
 launch stops with that error before starting anything. The launch ends when the
@@ -35,6 +35,8 @@ OVERRIDES = {
     "device": str,
     "dtype": str,
     "quantize": str,
+    "image_views": str,
+    "compile": str,
     "answer_mode": str,
     "max_new_tokens": int,
     "use_compressed": bool,
@@ -47,6 +49,8 @@ HELP = {
     "device": "auto, cpu, cuda or cuda:N",
     "dtype": "auto, fp32, fp16 or bf16",
     "quantize": "none, int8 or int4",
+    "image_views": "auto, exact or device (where input images are resized)",
+    "compile": "on or off (torch.compile the SAM encoder and LLM prefix)",
     "answer_mode": "fast or chat",
     "max_new_tokens": "chat mode answer cap",
     "use_compressed": "true: subscribe to <image>/compressed",

@@ -242,10 +242,10 @@ class MineLisaNode(LifecycleNode):
         engine = SegmentationEngine.from_options(options)
         self._gate.set_engine(engine)
         self._model_state, self._model_message = "loaded", ""
-        dtype = str(engine.model.dtype).replace("torch.", "")
-        self._loaded_on = (str(engine.device), dtype)
+        self._loaded_on = (str(engine.device), str(engine.model.dtype).replace("torch.", ""))
         self.get_logger().info(
-            f"model {options.path} loaded on {engine.device} ({dtype}; asked for device "
+            f"model {options.path} loaded on {engine.device} ({self._loaded_on[1]}, image "
+            f"views {engine.encoder.image_views}, compile {options.compile}; asked for device "
             f"{options.device}, dtype {options.dtype}) in {time.perf_counter() - start:.1f} s"
         )
 

@@ -29,12 +29,13 @@ from types import MappingProxyType
 import numpy as np
 import torch
 
+from .acceleration import check_compile, resolve_image_views
 from .answering import chat_answers, fast_seg_embeddings, prompt_ids
 from .checkpoint import LoadReport, load_model
 from .errors import InvalidInputError
+from .frame_encoder import FrameEncoder
 from .model_options import MODES, ModelOptions
 from .modeling.lisa import MineLisaModel
-from .prefix import build_prefix
 from .prompts import DEFAULT_ANSWER
 from .quantization import quantize_language_model
 from .results import (
@@ -46,7 +47,7 @@ from .results import (
 )
 from .runtime import Stopwatch, resolve_device, resolve_dtype_name
 from .tokenization import LisaTokenizer
-from .transforms import check_rgb_image, clip_view, sam_view
+from .transforms import check_rgb_image
 
 
 class SegmentationEngine:
@@ -63,9 +64,10 @@ class SegmentationEngine:
             tokens: ~290 of ~305 positions) once per image in `encode`, and only each
             instruction's suffix per call. Same token ids and, up to float rounding,
             the same states as the whole prompt; False runs every prompt whole.
+        image_views, compile: the GPU path's switches (`frame_encoder.FrameEncoder`).
 
     Raises:
-        InvalidInputError: an unknown mode or an answer without ``[SEG]``.
+        InvalidInputError: an unknown mode, image_views or compile; an answer without [SEG].
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class SegmentationEngine:
         answer: str = DEFAULT_ANSWER,
         report: LoadReport | None = None,
         prefix_reuse: bool = True,
+        image_views: str = "auto",
+        compile: str = "off",
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
@@ -92,6 +96,7 @@ class SegmentationEngine:
         self.report = report
         self.prefix_reuse = prefix_reuse
         self.image: EncodedImage | None = None  # what `set_image` encoded last
+        self.encoder = FrameEncoder(self.model, tokenizer, image_views, compile)
         reserved = {*RESERVED_TOKENS, *tokenizer.added_tokens, *tokenizer.special_tokens}
         self._reserved = sorted(reserved, key=len, reverse=True)
 
@@ -106,6 +111,8 @@ class SegmentationEngine:
         mode: str = "fast",
         max_new_tokens: int = 64,
         quantize: str = "none",
+        image_views: str = "auto",
+        compile: str = "off",
     ) -> SegmentationEngine:
         """Load a bundle, a LISA release or a base LLaVA + SAM checkpoint from local files.
 
@@ -118,12 +125,15 @@ class SegmentationEngine:
             mode: default answer mode.
             max_new_tokens: chat-mode generation cap.
             quantize: LLM decoder-layer linears in ``none``, ``int8``, ``int4`` (`quantization`).
+            image_views, compile: the GPU path's switches (`acceleration`).
 
         Raises:
             CheckpointError: the files cannot be loaded (the message names what is missing).
-            InvalidInputError: a bad device, dtype, mode or quantize; no CUDA or bitsandbytes.
+            InvalidInputError: a bad option (the message says which); no CUDA or bitsandbytes.
         """
         torch_device = resolve_device(device)
+        resolve_image_views(image_views, torch_device)  # refused before a long load
+        check_compile(compile)
         loaded = load_model(
             path,
             vision_tower=vision_tower or None,
@@ -137,6 +147,8 @@ class SegmentationEngine:
             mode=mode,
             max_new_tokens=max_new_tokens,
             report=loaded.report,
+            image_views=image_views,
+            compile=compile,
         )
 
     @classmethod
@@ -189,18 +201,14 @@ class SegmentationEngine:
         """
         image = check_rgb_image(image)
         watch = Stopwatch(self.device, timed)
-        dtype = self.model.dtype
         with watch.stage("clip_ms"):
-            size = int(self.model.config.vision["image_size"])
-            clip = clip_view(image, size=size, device=self.device)
-            tokens = self.model.encode_clip(clip.unsqueeze(0).to(dtype))
+            tokens = self.encoder.clip_tokens(image)
         with watch.stage("sam_encoder_ms"):
-            view = sam_view(image, size=self.model.config.sam.image_size, device=self.device)
-            embedding = self.model.encode_sam(view.pixels.unsqueeze(0).to(dtype))
+            embedding, view = self.encoder.sam_embedding(image)
         prefix = None
         if self.prefix_reuse if with_prefix is None else with_prefix:
             with watch.stage("llm_prefix_ms"):
-                prefix = build_prefix(self.model, self.tokenizer, tokens)
+                prefix = self.encoder.prefix(tokens)
         timings = MappingProxyType(dict(watch.timings))
         size = (view.input_size, view.original_size)
         return EncodedImage(tokens, embedding, *size, timings=timings, prefix=prefix)
@@ -210,7 +218,7 @@ class SegmentationEngine:
         """`encoded` with its shared prompt prefix run (itself when it has one already)."""
         if encoded.prefix is not None:
             return encoded
-        prefix = build_prefix(self.model, self.tokenizer, encoded.image_tokens)
+        prefix = self.encoder.prefix(encoded.image_tokens)
         return dataclasses.replace(encoded, prefix=prefix)
 
     def set_image(self, image: np.ndarray, *, timed: bool = False) -> EncodedImage:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .acceleration import COMPILE_CHOICES, IMAGE_VIEWS, check_compile, check_image_views
 from .errors import InvalidInputError
 from .runtime import DTYPES
 
@@ -83,6 +84,26 @@ MODEL_OPTIONS: tuple[OptionSpec, ...] = (
         choices=QUANTIZE_MODES,
     ),
     OptionSpec(
+        "image_views",
+        "--image-views",
+        "image_views",
+        "auto",
+        "where the encoders' input images are resized: exact (PIL on the host, identical to "
+        "the reference processors), device (torch where the model runs: within 1 level of "
+        "255 almost everywhere) or auto (device on CUDA, exact on the CPU)",
+        choices=IMAGE_VIEWS,
+    ),
+    OptionSpec(
+        "compile",
+        "--compile",
+        "compile",
+        "off",
+        "on: torch.compile the SAM image encoder and the LLM prompt prefix (CUDA graphs on a "
+        "GPU; the first frame compiles, seconds to minutes; eager with a warning where "
+        "compiling fails), off: never",
+        choices=COMPILE_CHOICES,
+    ),
+    OptionSpec(
         "mode",
         "--mode",
         "answer_mode",
@@ -112,7 +133,9 @@ class ModelOptions:
     dtype: str = "auto"
     mode: str = "fast"
     max_new_tokens: int = 64
-    quantize: str = "none"  # last: positional construction keeps its meaning
+    quantize: str = "none"  # new fields go last: positional construction keeps its meaning
+    image_views: str = "auto"
+    compile: str = "off"
 
     def __post_init__(self) -> None:
         if not str(self.path).strip():
@@ -125,6 +148,8 @@ class ModelOptions:
             raise InvalidInputError(
                 f"unknown quantization {self.quantize!r}: choose {', '.join(QUANTIZE_MODES)}"
             )
+        check_image_views(self.image_views)
+        check_compile(self.compile)
         if self.mode not in MODES:
             raise InvalidInputError(
                 f"unknown answer mode {self.mode!r}: choose {' or '.join(MODES)}"

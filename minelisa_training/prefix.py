@@ -12,7 +12,10 @@ result the same computation as the whole prompt in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 from transformers import DynamicCache
@@ -64,18 +67,31 @@ def prefix_ids(tokenizer: LisaTokenizer, use_im_start_end: bool) -> tuple[int, .
     return tuple(ids[: ids.index(IMAGE_TOKEN_INDEX)])
 
 
+def prefix_forward(
+    model: MineLisaModel, inputs: torch.Tensor
+) -> tuple[tuple[tuple[torch.Tensor, torch.Tensor], ...], torch.Tensor]:
+    """The LLM over the prefix embeddings [1, L, H]: per layer (keys, values), and the
+    last position's post-norm state [1, H]. Fixed shapes per model: what is compiled."""
+    cache = DynamicCache()
+    out = model.language_model.model(inputs_embeds=inputs, cache=cache, use_cache=True)
+    keys_values = tuple((layer.keys, layer.values) for layer in cache.layers)
+    return keys_values, out.last_hidden_state[:, -1]
+
+
 def build_prefix(
-    model: MineLisaModel, tokenizer: LisaTokenizer, image_tokens: torch.Tensor
+    model: MineLisaModel,
+    tokenizer: LisaTokenizer,
+    image_tokens: torch.Tensor,
+    forward: Callable[[torch.Tensor], Any] | None = None,
 ) -> PromptPrefix:
-    """Run the shared prefix (text before the image, then the image tokens) once."""
+    """Run the shared prefix (text before the image, then the image tokens) once;
+    `forward` is `prefix_forward` bound to `model`, or a compiled version of it."""
     ids = prefix_ids(tokenizer, model.config.mm_use_im_start_end)
     embed = model.language_model.get_input_embeddings()
     text = embed(torch.tensor([ids], device=image_tokens.device))
     inputs = torch.cat([text, image_tokens.to(text.dtype)], dim=1)
-    cache = DynamicCache()
-    out = model.language_model.model(inputs_embeds=inputs, cache=cache, use_cache=True)
-    keys_values = tuple((layer.keys, layer.values) for layer in cache.layers)
-    return PromptPrefix(ids, keys_values, out.last_hidden_state[:, -1], inputs.shape[1])
+    keys_values, last_hidden = (forward or partial(prefix_forward, model))(inputs)
+    return PromptPrefix(ids, keys_values, last_hidden, inputs.shape[1])
 
 
 def run_suffixes(

@@ -28,6 +28,7 @@ INTEGRATION_MODULES = {
     "test_eval_distributed",
     "test_ros_bag",
     "test_quantization",
+    "test_compile",
 }
 
 

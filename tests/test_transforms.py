@@ -11,6 +11,7 @@ from transformers import CLIPImageProcessorPil
 from minelisa_training.config import SamConfig
 from minelisa_training.modeling.sam import build_sam
 from minelisa_training.transforms import (
+    CLIP_STD,
     SAM_PIXEL_MEAN,
     SAM_PIXEL_STD,
     clip_view,
@@ -59,6 +60,36 @@ def test_clip_view_matches_transformers_clip_processor(h, w):
     )(images=img, return_tensors="pt")["pixel_values"][0]
     assert ours.shape == ref.shape == (3, 224, 224)
     assert torch.allclose(ours, ref.float(), atol=1e-4)
+
+
+def _camera_like(h: int, w: int, seed: int) -> np.ndarray:
+    """Smooth shading with a patch of sensor-noise texture: what a camera sees."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([(xx * 0.2) % 256, (yy * 0.3) % 256, ((xx + yy) * 0.1) % 256], -1)
+    img = img.astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    img[h // 4 : h // 2, w // 4 : w // 2] = rng.integers(
+        0, 256, (h // 2 - h // 4, w // 2 - w // 4, 3)
+    )
+    return img
+
+
+@pytest.mark.parametrize("h,w", SIZES)
+def test_device_views_are_within_the_measured_tolerance_of_the_exact_ones(h, w):
+    """exact=False (torch resizes where the tensors live) against PIL, in 0-255 levels."""
+    img = _camera_like(h, w, seed=h)
+    exact, fast = sam_view(img), sam_view(img, exact=False)
+    assert fast.input_size == exact.input_size and fast.pixels.shape == exact.pixels.shape
+    std = torch.tensor(SAM_PIXEL_STD).view(3, 1, 1)
+    levels = ((fast.pixels - exact.pixels) * std).abs()
+    assert float(levels.mean()) < 0.1
+    assert float(levels.max()) <= 1.0 + 1e-3  # bilinear: rounding only
+    clip_levels = clip_view(img, exact=False) - clip_view(img)
+    clip_levels = (clip_levels * torch.tensor(CLIP_STD).view(3, 1, 1) * 255).abs()
+    assert float(clip_levels.mean()) < 0.1
+    # Bicubic overshoots at sharp edges; PIL clips its first pass to uint8, torch does not.
+    assert float((clip_levels > 1.0 + 1e-3).float().mean()) < 0.002
+    assert float(clip_levels.max()) <= 32.0
 
 
 @pytest.fixture(scope="module")
