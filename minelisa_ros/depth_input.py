@@ -10,7 +10,9 @@ frame is older than the colour frame, and no longer once a later one has arrived
 request may carry its own depth and CameraInfo.
 
 Bad depth or intrinsics raise `RequestError` saying what is wrong; the service answers
-with it, standing instructions go on without depth.
+with it, standing instructions go on without depth. The ROS message classes are imported
+only where the node subscribes: `minelisa bag` checks rosbags' depth messages with
+`depth_frame` where ROS is absent.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import collections
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
 
 from minelisa_training.depth import DepthStats, Intrinsics, mask_depth_stats
 from minelisa_training.errors import InvalidInputError
 
 from .gate import RequestError
 from .image_conversion import is_empty_image
+
+if TYPE_CHECKING:
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
 
 DEPTH_ENCODINGS = {"16UC1": np.dtype("<u2"), "mono16": np.dtype("<u2"), "32FC1": np.dtype("<f4")}
 HISTORY = 30  # depth frames kept for pairing (a second at 30 Hz)
@@ -155,6 +159,8 @@ def request_depth(
 
 def subscribe(node: Any, qos: Any, group: Any, frames: DepthFrames) -> list[Any]:
     """Subscriptions to `depth` (a few kept, for pairing) and `camera_info` (the latest)."""
+    from sensor_msgs.msg import CameraInfo, Image
+
     depth_qos = type(qos)(history=qos.history, depth=5, reliability=qos.reliability)
     return [
         node.create_subscription(Image, "depth", frames.put_depth, depth_qos, callback_group=group),
