@@ -34,27 +34,6 @@ if "$PY" -c "import composition_interfaces.srv" 2>/dev/null; then
 else
   WORK=$(mktemp -d)
   trap 'rm -rf "$WORK"' EXIT
-  # The wheels' exported CMake targets name include folders of the machine they were built
-  # on (/opt/python/...); drop missing ones at the end of configure, as CMakeLists.txt does.
-  cat > "$WORK/drop_missing_include_dirs.cmake" <<'CMAKE'
-function(_drop_missing_include_dirs)
-  get_property(_targets DIRECTORY "${CMAKE_SOURCE_DIR}" PROPERTY IMPORTED_TARGETS)
-  foreach(_target IN LISTS _targets)
-    get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
-    if(NOT _dirs)
-      continue()
-    endif()
-    set(_kept "")
-    foreach(_dir IN LISTS _dirs)
-      if(_dir MATCHES "^\\$<" OR EXISTS "${_dir}")
-        list(APPEND _kept "${_dir}")
-      endif()
-    endforeach()
-    set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_kept}")
-  endforeach()
-endfunction()
-cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _drop_missing_include_dirs)
-CMAKE
   CMAKE_BIN="$VENV/bin/cmake"
   [ -x "$CMAKE_BIN" ] || CMAKE_BIN=cmake
   GENERATOR=()
@@ -64,7 +43,7 @@ CMAKE
   AMENT_PREFIX_PATH="$VENV" "$CMAKE_BIN" -S "$TOOLS/composition_interfaces" -B "$WORK/build" \
     "${GENERATOR[@]}" -DCMAKE_PREFIX_PATH="$VENV" -DPython3_EXECUTABLE="$PY" \
     -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
-    -DCMAKE_PROJECT_INCLUDE="$WORK/drop_missing_include_dirs.cmake" >"$WORK/configure.log" 2>&1 \
+    -DCMAKE_PROJECT_INCLUDE="$REPO/cmake/drop_missing_include_dirs.cmake" >"$WORK/configure.log" 2>&1 \
     || { tail -40 "$WORK/configure.log" >&2; exit 1; }
   AMENT_PREFIX_PATH="$VENV" "$CMAKE_BIN" --build "$WORK/build" --parallel >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log" >&2; exit 1; }

@@ -199,24 +199,6 @@ TOOL_MODULES = (
     "composition_interfaces.srv",
 )
 ROS2_MAIN = "import sys; from ros2cli.cli import main; sys.exit(main())"
-DROP_MISSING_INCLUDE_DIRS = """
-function(_drop_missing_include_dirs)
-  get_property(_targets DIRECTORY "${CMAKE_SOURCE_DIR}" PROPERTY IMPORTED_TARGETS)
-  foreach(_target IN LISTS _targets)
-    get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
-    if(_dirs)
-      set(_kept "")
-      foreach(_dir IN LISTS _dirs)
-        if(_dir MATCHES "^\\\\$<" OR EXISTS "${_dir}")
-          list(APPEND _kept "${_dir}")
-        endif()
-      endforeach()
-      set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_kept}")
-    endif()
-  endforeach()
-endfunction()
-cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _drop_missing_include_dirs)
-"""
 
 
 class Ros2Tools:
@@ -306,8 +288,8 @@ def _build_composition_interfaces(workdir: Path, prefix: Path) -> str:
     cmake = shutil.which("cmake", path=str(VENV / "bin")) or shutil.which("cmake")
     if cmake is None:
         return "cmake not found (pip install cmake), needed for composition_interfaces"
-    include = workdir / "drop_missing_include_dirs.cmake"
-    include.write_text(DROP_MISSING_INCLUDE_DIRS)
+    # The wheels' stale include paths, dropped as in the package's own CMakeLists.txt.
+    include = REPO / "cmake" / "drop_missing_include_dirs.cmake"
     build = workdir / "build_composition_interfaces"
     env = dict(os.environ, AMENT_PREFIX_PATH=str(VENV))
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
