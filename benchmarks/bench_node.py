@@ -69,6 +69,30 @@ def frame(size: tuple[int, int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=size + (3,), dtype=np.uint8)
 
 
+def depth_case(size: tuple[int, int]):
+    """A typical object (an ellipse over 10% of the frame) on a tilted wall 2-6 m away
+    (uint16 mm, 1% noise, 3% invalid), with intrinsics of a ~90 degree camera."""
+    from bench_depth import make_depth, make_mask
+
+    from minelisa_training.depth import Intrinsics
+
+    h, w = size
+    intr = Intrinsics(0.48 * w, 0.48 * w, (w - 1) / 2, (h - 1) / 2, w, h)
+    return make_mask(w, h, 0.10), make_depth(w, h, "uint16"), intr
+
+
+def depth_outputs(mask, depth, intr) -> None:
+    """What the node does per result with use_depth and ~/points subscribed: the
+    statistics (distance, centroid, extent) and the cloud message at its defaults."""
+    from std_msgs.msg import Header
+
+    from minelisa_ros.spatial import points_message
+    from minelisa_training.depth import mask_depth_stats, mask_points
+
+    mask_depth_stats(mask, depth, intr, erode_px=3)
+    points_message(mask_points(mask, depth, intr, voxel_m=0.02), Header())
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -106,6 +130,8 @@ def bench(args: argparse.Namespace, setup: dict) -> dict:
         row["overlay_msg_ms"] = median_ms(
             lambda p=rgb, m=mask: fill_image(Image(), overlay_mask(p, m), "rgb8"), 10
         )
+        case = depth_case(size)
+        row["depth_ms"] = median_ms(lambda c=case: depth_outputs(*c), 10)
 
     rclpy.init()
     client_node = rclpy.create_node("minelisa_bench")
@@ -226,19 +252,24 @@ def print_report(report: dict, seconds: int) -> None:
     print("\nPer request, median ms (tiny random-weight model on this machine's CPU):\n")
     print(
         "| size | engine.segment direct | node inference_ms | client round trip | convert rgb8 "
-        "| convert bgr8 | mask msg | overlay msg* | node overhead inline | node overhead latest "
-        "| client RTT - inference inline | latest |"
+        "| convert bgr8 | mask msg | overlay msg* | depth stats + cloud** | node overhead inline "
+        "| node overhead latest | client RTT - inference inline | latest |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, r in report["sizes"].items():
         print(
             f"| {size} | {r['engine_ms']:.0f} | {r['inline_inference_ms']:.0f} | {r['inline_round_trip_ms']:.0f} "
             f"| {r['convert_rgb8_ms']:.2f} | {r['convert_bgr8_ms']:.2f} "
-            f"| {r['mask_msg_ms']:.2f} | {r['overlay_msg_ms']:.1f} | {r['inline_node_overhead_ms']:.2f} "
+            f"| {r['mask_msg_ms']:.2f} | {r['overlay_msg_ms']:.1f} | {r['depth_ms']:.2f} "
+            f"| {r['inline_node_overhead_ms']:.2f} "
             f"| {r['latest_node_overhead_ms']:.2f} | {r['inline_client_overhead_ms']:.1f} "
             f"| {r['latest_client_overhead_ms']:.1f} |"
         )
     print("\n* published on the node's topic worker thread, not on the service path")
+    print(
+        "** with use_depth: distance/centroid/extent of a mask over 10% of the frame plus "
+        "its ~/points message at 2 cm voxels (the defaults); the cloud only while subscribed"
+    )
     memory = report["memory"]
     if memory:
         print(

@@ -8,6 +8,7 @@ import pytest
 from minelisa_training.depth import (
     DepthStats,
     Intrinsics,
+    cloud,
     mask_depth_stats,
     mask_points,
     quantiles,
@@ -188,6 +189,18 @@ def test_voxel_downsampling_reduces_deterministically():
         mask_points(mask, depth, INTR, voxel_m=0)
     with pytest.raises(InvalidInputError, match="too small"):
         voxel_downsample(full, 1e-9)
+
+
+def test_voxels_of_a_large_bounding_box_match_the_reference(monkeypatch):
+    """Both ways of finding each point's voxel: the lookup table and the binary search
+    a bounding box of more than `LOOKUP_VOXELS` voxels takes."""
+    rng = np.random.default_rng(4)
+    points = (rng.random((5000, 3)) * [8.0, 4.0, 10.0] - [4.0, 2.0, 0.0]).astype(np.float32)
+    points[::7] = points[3]  # shared voxels, several points in one
+    expected = _reference_voxels(points, 0.01)  # 800 x 400 x 1000 voxels in the box
+    np.testing.assert_allclose(voxel_downsample(points, 0.01), expected, atol=1e-5)
+    monkeypatch.setattr(cloud, "LOOKUP_VOXELS", 0)
+    np.testing.assert_allclose(voxel_downsample(points, 0.01), expected, atol=1e-5)
 
 
 def test_quantiles_match_numpy():
