@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
@@ -43,6 +44,10 @@ def _spin(executor: MultiThreadedExecutor, stop: threading.Event, logger: Any) -
     while not stop.is_set():
         try:
             executor.spin_once(timeout_sec=0.1)
+        except InvalidHandle as exc:
+            # Deactivate/cleanup destroyed a subscription or timer after the wait found it
+            # ready (ros2/rclpy#1142): its pending callback is dropped, as destroying meant.
+            logger.debug(f"dropped a callback of a destroyed entity: {exc}")
         except Exception as exc:  # a callback's exception, re-raised by the executor
             logger.error(f"callback failed: {type(exc).__name__}: {exc}")
 
