@@ -43,22 +43,28 @@ def _train(args: list[str], processes: int, crash: str | None = None):
     )
 
 
-def _spoil_an_image_of_rank_1(overrides: list[str]) -> str:
+def _spoil_an_image_of_rank_1(overrides: list[str]) -> tuple[str, int]:
     """Truncates the image of rank 1's second micro-batch of epoch 0 (a JPEG that no
-    longer decodes); returns its path."""
+    longer decodes); returns its path and how often the resumed run below (epoch 0 from
+    batch 3, then epoch 1, both ranks) meets it."""
     config = load_config("tiny_cpu", overrides)
     train = load_split_samples(config.data, progress=False).train
-    batches = epoch_batches(len(train), 1, config.train.seed, 0, rank=1, world=2)
-    path = Path(train[batches[1][0]].record.image_path)
+    seed, n = config.train.seed, len(train)
+    spoiled = epoch_batches(n, 1, seed, 0, rank=1, world=2)[1][0]
+    path = Path(train[spoiled].record.image_path)
     path.write_bytes(path.read_bytes()[:200])
-    return str(path)
+    met = 0
+    for rank in (0, 1):
+        resumed = epoch_batches(n, 1, seed, 0, rank, 2)[3:] + epoch_batches(n, 1, seed, 1, rank, 2)
+        met += sum(batch.count(spoiled) for batch in resumed)
+    return str(path), met
 
 
 def test_two_processes_train_resume_and_refuse_one(synth_copy, tmp_path) -> None:
     bundle = tiny_demo_bundle(tmp_path / "model")
     run = tmp_path / "run"
     data = [f"data.root={synth_copy}", "data.max_train_samples=7", "data.max_val_samples=2"]
-    spoiled = _spoil_an_image_of_rank_1(data)
+    spoiled, met_after_resume = _spoil_an_image_of_rank_1(data)
     args = ["--config", "tiny_cpu", "--out", str(run), f"model.path={bundle}", *data]
     args += ["train.epochs=2", "runtime.save_every_steps=3", "runtime.log_every=1"]
     args += ["runtime.progress=false", "optim.warmup_steps=1"]
@@ -80,6 +86,8 @@ def test_two_processes_train_resume_and_refuse_one(synth_copy, tmp_path) -> None
     assert re.search(r"resumed from \S+ at step 3 \(epoch 0, batch 3\)", resumed.stdout), log
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 8 and summary["epochs_completed"] == 2
+    # Each rank skips what it met; the summary (rank 0's) counts both ranks' skips.
+    assert met_after_resume >= 1 and summary["skipped_files"] == met_after_resume, summary
     steps = [r["step"] for r in read_metrics(run, "train")]
     assert steps == list(range(1, 9))  # every step logged once, across the stop
     assert [r["step"] for r in read_metrics(run, "val")] == [4, 8]

@@ -360,6 +360,7 @@ class Trainer:
 
     def write_summary(self, elapsed: float) -> dict[str, Any]:
         state = self.state
+        skips = runtime.gather_to_main(len(state.skipped))  # each rank met its own share
         summary = {
             "steps": state.step,
             "epochs_completed": state.epoch,
@@ -367,7 +368,7 @@ class Trainer:
             "val_samples": len(self.splits.val),
             "best_giou": state.best_giou,
             "last_validation": state.last_validation,
-            "skipped_files": len(state.skipped),
+            "skipped_files": sum(skips) if skips else len(state.skipped),
             "elapsed_s": round(elapsed, 1),
             "samples_per_s": round(self.samples_done * self.plan.world / max(elapsed, 1e-9), 3),
             "device": self.device.type,
