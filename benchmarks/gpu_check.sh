@@ -5,10 +5,10 @@
 # machine without network) with the wheels in .whl/ carried
 # (segment-anything, deepspeed built without ops, its pydantic/hjson deps, and the
 # transformers/peft versions of the project's venv). Writes its logs and tables to
-# $OUT (or ./gpu_check_out): env.txt, inference.log/.md, profile.log/.md, train.log/.md,
-# summary.txt.
+# $OUT (or ./gpu_check_out): env.txt, inference.log/.md, profile.log/.md, compiled.log/.md
+# (the image_views/compile switch rows with compile on), train.log/.md, summary.txt.
 #
-#   bash benchmarks/gpu_check.sh            # about 3 minutes on an H100; bounded by the timeouts below
+#   bash benchmarks/gpu_check.sh            # 3-8 minutes on an H100; bounded by the timeouts below
 #
 # Each benchmark has its own timeout; one that fails does not stop the next.
 set -u -o pipefail
@@ -18,6 +18,7 @@ mkdir -p "$OUT"
 INFER_TIMEOUT=${INFER_TIMEOUT:-210}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-240}
 PROFILE_TIMEOUT=${PROFILE_TIMEOUT:-150}
+COMPILE_TIMEOUT=${COMPILE_TIMEOUT:-300}  # compile=on rows: the first call compiles the 7B prefix
 REPEATS=${REPEATS:-10}   # inference repeats after 2 warm-ups
 STEPS=${STEPS:-10}       # timed training steps after 2 warm-ups
 T0=$(date +%s)
@@ -66,10 +67,12 @@ bench() {  # name limit command...
 }
 
 bench inference "$INFER_TIMEOUT" python3 benchmarks/bench_inference.py --presets lisa-7b,tiny --repeats "$REPEATS" \
-  --out "$OUT/inference.md"
+  --no-compile --out "$OUT/inference.md"
 bench profile "$PROFILE_TIMEOUT" python3 benchmarks/profile_inference.py --repeats "$REPEATS" --out "$OUT/profile.md"
+bench compiled "$COMPILE_TIMEOUT" python3 benchmarks/bench_inference.py --presets lisa-7b --repeats "$REPEATS" \
+  --out "$OUT/compiled.md"
 bench train "$TRAIN_TIMEOUT" python3 benchmarks/bench_train.py --device cuda --steps "$STEPS" --out "$OUT/train.md"
 
 echo "=== gpu_check: $(( $(date +%s) - T0 )) s in all" | tee -a "$OUT/summary.txt"
-for f in "$OUT"/inference.md "$OUT"/profile.md "$OUT"/train.md; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
+for f in "$OUT"/inference.md "$OUT"/profile.md "$OUT"/compiled.md "$OUT"/train.md; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
 exit 0
