@@ -192,8 +192,8 @@ def test_voxel_downsampling_reduces_deterministically():
 
 
 def test_voxels_of_a_large_bounding_box_match_the_reference(monkeypatch):
-    """Both ways of finding each point's voxel: the lookup table and the binary search
-    a bounding box of more than `LOOKUP_VOXELS` voxels takes."""
+    """Every way of finding the occupied voxels (sorting, counting) and each point's
+    voxel (lookup table, binary search for a box of more than `LOOKUP_VOXELS` voxels)."""
     rng = np.random.default_rng(4)
     points = (rng.random((5000, 3)) * [8.0, 4.0, 10.0] - [4.0, 2.0, 0.0]).astype(np.float32)
     points[::7] = points[3]  # shared voxels, several points in one
@@ -201,6 +201,10 @@ def test_voxels_of_a_large_bounding_box_match_the_reference(monkeypatch):
     np.testing.assert_allclose(voxel_downsample(points, 0.01), expected, atol=1e-5)
     monkeypatch.setattr(cloud, "LOOKUP_VOXELS", 0)
     np.testing.assert_allclose(voxel_downsample(points, 0.01), expected, atol=1e-5)
+    coarse = _reference_voxels(points, 0.1)  # 320,000 voxels: sorted, then counted
+    np.testing.assert_allclose(voxel_downsample(points, 0.1), coarse, atol=1e-5)
+    monkeypatch.setattr(cloud, "DENSE_VOXELS_PER_POINT", 10**6)
+    np.testing.assert_allclose(voxel_downsample(points, 0.1), coarse, atol=1e-5)
 
 
 def test_quantiles_match_numpy():

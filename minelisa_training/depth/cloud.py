@@ -11,9 +11,13 @@ from ..errors import InvalidInputError
 from .frame import prepare
 from .intrinsics import Intrinsics
 
-# Up to this many voxels in the cloud's bounding box, each point's voxel is looked up
-# in an uninitialised table of 4 bytes a voxel (only occupied entries are ever touched,
-# so only their pages are mapped); beyond it, by binary search among the occupied ones.
+# Occupied voxels are found by counting into a dense array while the cloud's bounding
+# box holds few voxels per point (O(points + voxels)), else by sorting the points' keys.
+# Each point's voxel is then looked up in a table of one entry per voxel of the box
+# (uninitialised: only occupied entries are touched), or, for a box of more than
+# LOOKUP_VOXELS voxels, found by binary search among the occupied ones.
+DENSE_VOXELS_PER_POINT = 2
+DENSE_VOXELS = 1 << 22
 LOOKUP_VOXELS = 1 << 26
 
 
@@ -89,17 +93,22 @@ def _voxel_means(x: np.ndarray, y: np.ndarray, z: np.ndarray, voxel_m: float) ->
 def _compact(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     """(index of each key among the distinct keys in ascending order, count of each).
 
-    A plain sort finds the distinct keys: numpy sorts integers with SIMD, about 10x
-    faster than the argsort inside ``np.unique(return_inverse=True)`` (see
-    benchmarks/RESULTS.md, depth).
+    The sort is numpy's SIMD integer sort, about 10x faster than the argsort inside
+    ``np.unique(return_inverse=True)``; counting wins when the box is dense (coarse
+    voxels). Measured in benchmarks/RESULTS.md (depth).
     """
-    ordered = np.sort(key)
-    first = np.empty(len(ordered), bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    distinct = ordered[starts]
-    counts = np.diff(starts, append=len(ordered))
+    if n_keys <= min(DENSE_VOXELS, DENSE_VOXELS_PER_POINT * len(key)):
+        counts = np.bincount(key, minlength=n_keys)
+        distinct = np.flatnonzero(counts)
+        counts = counts[distinct]
+    else:
+        ordered = np.sort(key)
+        first = np.empty(len(ordered), bool)
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        distinct = ordered[starts]
+        counts = np.diff(starts, append=len(ordered))
     if n_keys > LOOKUP_VOXELS:
         return np.searchsorted(distinct, key), counts
     slot = np.empty(n_keys, np.int32)
