@@ -7,7 +7,9 @@ both keep the plain path selectable:
   processors; ``device``: torch resizes where the model runs (`transforms`: the SAM view
   within 1 level of 255, the CLIP view within 1 level on >= 99.9% of pixels); ``auto``:
   ``device`` on CUDA, where it takes ~8 ms of resizing off a host-bound call, ``exact``
-  on the CPU, where PIL is as fast and nothing is gained.
+  on the CPU, where evaluation and the tests run: there the reference processors' exact
+  pixels are worth more than the ~10 ms per 1082x932 frame that ``device`` saves on two
+  cores (benchmarks/RESULTS.md); choose ``device`` for a CPU robot.
 * compile ``on``: `torch.compile` for the SAM image encoder and the LLM prompt prefix,
   the two fixed-shape stages of every frame (1024x1024 pixels; the same prefix length
   for every image). On CUDA with ``mode="reduce-overhead"``, i.e. CUDA graphs: one
