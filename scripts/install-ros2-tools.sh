@@ -43,7 +43,7 @@ else
   AMENT_PREFIX_PATH="$VENV" "$CMAKE_BIN" -S "$TOOLS/composition_interfaces" -B "$WORK/build" \
     "${GENERATOR[@]}" -DCMAKE_PREFIX_PATH="$VENV" -DPython3_EXECUTABLE="$PY" \
     -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
-    -DCMAKE_PROJECT_INCLUDE="$REPO/cmake/drop_missing_include_dirs.cmake" >"$WORK/configure.log" 2>&1 \
+    -DCMAKE_PROJECT_INCLUDE="$REPO/cmake/include_dirs.cmake" >"$WORK/configure.log" 2>&1 \
     || { tail -40 "$WORK/configure.log" >&2; exit 1; }
   AMENT_PREFIX_PATH="$VENV" "$CMAKE_BIN" --build "$WORK/build" --parallel >"$WORK/build.log" 2>&1 \
     || { tail -40 "$WORK/build.log" >&2; exit 1; }

@@ -289,7 +289,7 @@ def _build_composition_interfaces(workdir: Path, prefix: Path) -> str:
     if cmake is None:
         return "cmake not found (pip install cmake), needed for composition_interfaces"
     # The wheels' stale include paths, dropped as in the package's own CMakeLists.txt.
-    include = REPO / "cmake" / "drop_missing_include_dirs.cmake"
+    include = REPO / "cmake" / "include_dirs.cmake"
     build = workdir / "build_composition_interfaces"
     env = dict(os.environ, AMENT_PREFIX_PATH=str(VENV))
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
