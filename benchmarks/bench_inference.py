@@ -48,7 +48,7 @@ INSTRUCTIONS = [
     "the tube",
 ]
 STAGES = ("clip_ms", "sam_encoder_ms", "llm_prefix_ms", "llm_ms", "decoder_ms", "total_ms")
-SWITCHES = (("exact", "off"), ("device", "off"), ("exact", "on"), ("device", "on"))
+SWITCHES = (("exact", False), ("device", False), ("exact", True), ("device", True))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -85,7 +85,7 @@ def build(name: str, device: str, dtype: torch.dtype):
     return lisa_7b_random(tok, device=device, dtype=dtype), tok
 
 
-def switch_row(model, tok, views: str, compiled: str, image, repeats: int) -> dict:
+def switch_row(model, tok, views: str, compiled: bool, image, repeats: int) -> dict:
     """One engine with the given switches: first call, encode stages, one instruction, follow."""
     device = str(model.device)
     engine = SegmentationEngine(model, tok, image_views=views, compile=compiled)
@@ -104,7 +104,9 @@ def switch_row(model, tok, views: str, compiled: str, image, repeats: int) -> di
     done = engine.encoder.compiled
     return {
         "views": engine.encoder.image_views,
-        "compile": compiled if compiled == "off" or all(done.values()) else f"on ({done})",
+        "compile": "on"
+        if compiled and all(done.values())
+        else (f"on ({done})" if compiled else "off"),
         "first_s": first_s,
         **{f"{s}_p50": pct(v, 50) for s, v in stages.items()},
         "one_p50": statistics.median(one),
@@ -149,7 +151,7 @@ def run_preset(name: str, device: str, dtype: torch.dtype, repeats: int, compile
         row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     else:  # ru_maxrss: KiB on Linux, the whole process so far
         row["peak_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    chosen = [sw for sw in SWITCHES if compile_too or sw[1] == "off"]
+    chosen = [sw for sw in SWITCHES if compile_too or not sw[1]]
     row["switches"] = [switch_row(model, tok, *sw, image, repeats) for sw in chosen]
     return row
 

@@ -244,9 +244,9 @@ class MineLisaNode(LifecycleNode):
         self._model_state, self._model_message = "loaded", ""
         self._loaded_on = (str(engine.device), str(engine.model.dtype).replace("torch.", ""))
         self.get_logger().info(
-            f"model {options.path} loaded on {engine.device} ({self._loaded_on[1]}, image "
-            f"views {engine.encoder.image_views}, compile {options.compile}; asked for device "
-            f"{options.device}, dtype {options.dtype}) in {time.perf_counter() - start:.1f} s"
+            f"model {options.path} loaded on {engine.device} ({self._loaded_on[1]}, image views "
+            f"{engine.encoder.image_views}, compile {'on' if options.compile else 'off'}; asked "
+            f"for {options.device}/{options.dtype}) in {time.perf_counter() - start:.1f} s"
         )
 
     def _release(self) -> None:

@@ -189,7 +189,7 @@ def parameter_names() -> list[str]:
 def declare(node: Any) -> None:
     """Declare every parameter on `node` (an rclpy Node), with descriptions and ranges."""
     for spec in MODEL_OPTIONS:
-        int_range = MAX_NEW_TOKENS_RANGE if isinstance(spec.default, int) else None
+        int_range = MAX_NEW_TOKENS_RANGE if type(spec.default) is int else None  # not bool
         help_text = spec.help + " Read on configure."
         if spec.field == "path":
             help_text = "Required. " + help_text

@@ -10,13 +10,13 @@ both keep the plain path selectable:
   on the CPU, where evaluation and the tests run: there the reference processors' exact
   pixels are worth more than the ~10 ms per 1082x932 frame that ``device`` saves on two
   cores (benchmarks/RESULTS.md); choose ``device`` for a CPU robot.
-* compile ``on``: `torch.compile` for the SAM image encoder and the LLM prompt prefix,
+* compile (True): `torch.compile` for the SAM image encoder and the LLM prompt prefix,
   the two fixed-shape stages of every frame (1024x1024 pixels; the same prefix length
   for every image). On CUDA with ``mode="reduce-overhead"``, i.e. CUDA graphs: one
   replay instead of ~1,650 small kernel launches. Compiling happens on the first call
   (seconds to minutes at 7B); when it fails (no C++ compiler for the CPU backend, an
   unsupported op or platform) the stage runs eagerly from then on and a warning says
-  why, so the switch is safe everywhere. ``off`` (the default) never compiles.
+  why, so the switch is safe everywhere. False (the default) never compiles.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import torch
 from .errors import InvalidInputError
 
 IMAGE_VIEWS = ("auto", "exact", "device")
-COMPILE_CHOICES = ("off", "on")
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,11 @@ def resolve_image_views(choice: str, device: torch.device) -> str:
     return choice
 
 
-def check_compile(choice: str) -> bool:
-    """True for ``on``; `InvalidInputError` for anything but ``on``/``off``."""
-    if choice not in COMPILE_CHOICES:
-        raise InvalidInputError(f"unknown compile {choice!r}: choose on or off")
-    return choice == "on"
+def check_compile(choice: bool) -> bool:
+    """`choice` when it is a bool, else `InvalidInputError` (a string "off" is truthy)."""
+    if not isinstance(choice, bool):
+        raise InvalidInputError(f"compile must be true or false, got {choice!r}")
+    return choice
 
 
 def _detached(value: Any) -> Any:

@@ -80,7 +80,7 @@ class SegmentationEngine:
         report: LoadReport | None = None,
         prefix_reuse: bool = True,
         image_views: str = "auto",
-        compile: str = "off",
+        compile: bool = False,
     ) -> None:
         if mode not in MODES:
             raise InvalidInputError(f"unknown answer mode {mode!r}: choose 'fast' or 'chat'")
@@ -112,7 +112,7 @@ class SegmentationEngine:
         max_new_tokens: int = 64,
         quantize: str = "none",
         image_views: str = "auto",
-        compile: str = "off",
+        compile: bool = False,
     ) -> SegmentationEngine:
         """Load a bundle, a LISA release or a base LLaVA + SAM checkpoint from local files.
 

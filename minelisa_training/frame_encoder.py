@@ -20,8 +20,8 @@ class FrameEncoder:
     Args:
         model, tokenizer: the loaded model.
         image_views: ``exact``, ``device`` or ``auto`` (`acceleration.resolve_image_views`).
-        compile: ``on`` compiles the SAM image encoder and the prefix forward pass
-            (`acceleration.CompiledStage`), ``off`` not.
+        compile: True compiles the SAM image encoder and the prefix forward pass
+            (`acceleration.CompiledStage`).
 
     Raises:
         InvalidInputError: an unknown image_views or compile.
@@ -32,7 +32,7 @@ class FrameEncoder:
         model: MineLisaModel,
         tokenizer: LisaTokenizer,
         image_views: str = "auto",
-        compile: str = "off",
+        compile: bool = False,
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
         device = model.device

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .acceleration import COMPILE_CHOICES, IMAGE_VIEWS, check_compile, check_image_views
+from .acceleration import IMAGE_VIEWS, check_compile, check_image_views
 from .errors import InvalidInputError
 from .runtime import DTYPES
 
@@ -97,11 +97,10 @@ MODEL_OPTIONS: tuple[OptionSpec, ...] = (
         "compile",
         "--compile",
         "compile",
-        "off",
-        "on: torch.compile the SAM image encoder and the LLM prompt prefix (CUDA graphs on a "
+        False,
+        "torch.compile the SAM image encoder and the LLM prompt prefix (CUDA graphs on a "
         "GPU; the first frame compiles, seconds to minutes; eager with a warning where "
-        "compiling fails), off: never",
-        choices=COMPILE_CHOICES,
+        "compiling fails)",
     ),
     OptionSpec(
         "mode",
@@ -135,7 +134,7 @@ class ModelOptions:
     max_new_tokens: int = 64
     quantize: str = "none"  # new fields go last: positional construction keeps its meaning
     image_views: str = "auto"
-    compile: str = "off"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not str(self.path).strip():
@@ -175,6 +174,12 @@ def _plain(value: Any) -> Any:
     return "" if value is None else (str(value) if isinstance(value, Path) else value)
 
 
+def _shown(default: Any) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return str(default) if default else "none"
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, *, chat: bool = True) -> None:
     """Add --model, --vision-tower, --sam, --device, --dtype (and --mode, --max-new-tokens)."""
     group = parser.add_argument_group("model")
@@ -184,10 +189,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, chat: bool = True) -
             continue
         kwargs: dict[str, Any] = {
             "dest": spec.field,
-            "help": f"{spec.help} (default: {spec.default or 'none'})",
+            "help": f"{spec.help} (default: {_shown(spec.default)})",
         }
         if spec.field == "path":
             kwargs.update(required=True, metavar="DIR", help=spec.help)
+        elif isinstance(spec.default, bool):  # --compile / --no-compile
+            kwargs.update(action=argparse.BooleanOptionalAction, default=spec.default)
         elif isinstance(spec.default, int):
             kwargs.update(type=int, default=spec.default)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import pytest
@@ -11,7 +12,7 @@ from minelisa_training import acceleration
 from minelisa_training.acceleration import CompiledStage, resolve_image_views
 from minelisa_training.engine import SegmentationEngine
 from minelisa_training.errors import InvalidInputError
-from minelisa_training.model_options import ModelOptions
+from minelisa_training.model_options import ModelOptions, add_model_arguments
 
 INSTRUCTIONS = ["segment the exposed cable", "where is the person near the conveyor?"]
 
@@ -25,12 +26,23 @@ def test_auto_views_are_device_on_cuda_and_exact_on_the_cpu():
 
 
 def test_bad_switches_are_refused_before_anything_loads():
-    with pytest.raises(InvalidInputError, match="unknown compile 'yes': choose on or off"):
-        ModelOptions(path="bundle", compile="yes")
+    with pytest.raises(InvalidInputError, match="compile must be true or false, got 'off'"):
+        ModelOptions(path="bundle", compile="off")  # a truthy string must not turn it on
     with pytest.raises(InvalidInputError, match="unknown image_views"):
         ModelOptions(path="bundle", image_views="fast")
-    with pytest.raises(InvalidInputError, match="unknown compile"):
+    with pytest.raises(InvalidInputError, match="compile must be true or false"):
         SegmentationEngine.from_pretrained("/nonexistent/bundle", device="cpu", compile="1")
+
+
+def test_compile_is_a_flag_on_the_command_line():
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    assert ModelOptions.from_args(parser.parse_args(["--model", "b"])).compile is False
+    assert ModelOptions.from_args(parser.parse_args(["--model", "b", "--compile"])).compile
+    views = parser.parse_args(["--model", "b", "--image-views", "device"]).image_views
+    assert views == "device"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "b", "--image-views", "gpu"])
 
 
 def test_device_views_give_the_masks_of_the_exact_ones(tiny, rgb_image):

@@ -1,4 +1,4 @@
-"""compile=on on the CPU: both stages compile (inductor, gcc) and change no result.
+"""compile=True on the CPU: both stages compile (inductor, gcc) and change no result.
 
 Integration tier: the first call compiles for about a minute on a 2-core machine.
 """
@@ -15,7 +15,7 @@ INSTRUCTIONS = ["segment the exposed cable", "the door"]
 def test_compiled_stages_give_the_eager_results(tiny, rgb_image):
     model, tok = tiny
     eager = SegmentationEngine(model, tok)
-    compiled = SegmentationEngine(model, tok, compile="on")
+    compiled = SegmentationEngine(model, tok, compile=True)
     for _ in range(2):  # the first call compiles, the second runs the compiled code
         encoded = compiled.encode(rgb_image)
         ours = compiled.segment_batch(encoded, INSTRUCTIONS)
