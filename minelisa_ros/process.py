@@ -44,12 +44,18 @@ def _spin(executor: MultiThreadedExecutor, stop: threading.Event, logger: Any) -
     while not stop.is_set():
         try:
             executor.spin_once(timeout_sec=0.1)
-        except InvalidHandle as exc:
-            # Deactivate/cleanup destroyed a subscription or timer after the wait found it
-            # ready (ros2/rclpy#1142): its pending callback is dropped, as destroying meant.
-            logger.debug(f"dropped a callback of a destroyed entity: {exc}")
         except Exception as exc:  # a callback's exception, re-raised by the executor
-            logger.error(f"callback failed: {type(exc).__name__}: {exc}")
+            if _dropped(exc):
+                logger.debug(f"dropped a callback of a destroyed entity: {exc}")
+            else:
+                logger.error(f"callback failed: {type(exc).__name__}: {exc}")
+
+
+def _dropped(exc: Exception) -> bool:
+    """Whether `exc` only says that deactivate, cleanup or shutdown destroyed an entity or
+    canceled a timer after the executor's wait had found it ready (ros2/rclpy#1142): its
+    pending callback is dropped, which is what destroying or canceling meant."""
+    return isinstance(exc, InvalidHandle) or "timer is canceled" in str(exc)
 
 
 def _autostart(node: Any, stop: _Stop) -> int:

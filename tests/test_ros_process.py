@@ -6,8 +6,11 @@ import threading
 
 import pytest
 from rclpy.exceptions import InvalidHandle
+from rclpy.impl.implementation_singleton import rclpy_implementation
 
 from minelisa_ros.process import _spin
+
+RCLError = rclpy_implementation.RCLError
 
 pytestmark = pytest.mark.ros
 
@@ -36,11 +39,12 @@ class _Executor:
         raise self.errors.pop(0)
 
 
-def test_a_destroyed_entity_is_logged_at_debug_and_a_failing_callback_as_an_error():
+def test_a_destroyed_entity_or_canceled_timer_is_debug_and_a_failing_callback_an_error():
     stop, logger = threading.Event(), _Logger()
     destroyed = InvalidHandle("cannot use Destroyable because destruction was requested")
-    executor = _Executor([destroyed, ValueError("bad callback")], stop)
-    _spin(executor, stop, logger)
-    assert [level for level, _ in logger.lines] == ["debug", "error"]
-    assert "destroyed entity" in logger.lines[0][1]
-    assert logger.lines[1][1] == "callback failed: ValueError: bad callback"
+    canceled = RCLError("failed to call timer: timer is canceled, at /project/src/rcl/timer.c")
+    bad = ValueError("bad callback")
+    _spin(_Executor([destroyed, canceled, bad], stop), stop, logger)
+    assert [level for level, _ in logger.lines] == ["debug", "debug", "error"]
+    assert all("destroyed entity" in text for _, text in logger.lines[:2])
+    assert logger.lines[2][1] == "callback failed: ValueError: bad callback"
