@@ -234,13 +234,14 @@ def test_frames_keep_arriving_during_a_call(run):
     # A call of the tiny model takes a few hundred ms here; diagnostics come every 0.1 s.
     assert seconds >= 0.15, f"call lasted {call['finished'] - call['started']:.2f} s"
     # Compared with what the probe managed to publish (30 Hz asked; a loaded machine
-    # publishes fewer): a camera callback blocked by the model would receive about none,
-    # a free one most (the two processes share two cores with the model, so not all).
+    # publishes fewer). A camera callback blocked by the model would receive none; a free
+    # one receives fewer than published while the model's threads and the GIL share the
+    # two cores with it (39% of the published rate in one CI run), so the bounds are loose.
     published = _published_between(run, first["t"], last["t"])
-    assert published >= 4 and frames >= 0.4 * published, (frames, published, seconds)
+    assert published >= 4 and frames >= max(2, 0.25 * published), (frames, published, seconds)
     window = RateMeter().window_s
     published_rate = _published_between(run, last["t"] - window, last["t"]) / window
-    assert 0.4 * published_rate < float(last["values"]["frame_rate_hz"]) < 1.5 * published_rate
+    assert 0.2 * published_rate < float(last["values"]["frame_rate_hz"]) < 1.5 * published_rate
     assert last["values"]["model_state"] == "loaded" and last["level"] == 0
 
 
