@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -65,8 +66,10 @@ def ros2(tools: Ros2Tools, env: dict, *args: str, timeout: float = 60.0) -> str:
     return f"{done.stdout}{done.stderr}\n(exit status {done.returncode})"
 
 
-def topic_hz(tools: Ros2Tools, env: dict, topic: str, seconds: float) -> list[float]:
-    """The average rates `ros2 topic hz` printed in `seconds` (it runs until interrupted)."""
+def topic_hz(tools: Ros2Tools, env: dict, topic: str, rates: int, timeout: float) -> list[float]:
+    """The first `rates` average rates `ros2 topic hz` prints (it runs until interrupted),
+    or those printed within `timeout` s: on a loaded machine its start-up and discovery
+    alone can take several seconds."""
     proc = subprocess.Popen(
         tools.command("topic", "hz", topic),
         env=env,
@@ -74,10 +77,26 @@ def topic_hz(tools: Ros2Tools, env: dict, topic: str, seconds: float) -> list[fl
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(seconds)
+    found: list[float] = []
+    enough = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:
+            found.extend(float(x) for x in re.findall(r"average rate: ([0-9.]+)", line))
+            if len(found) >= rates:
+                enough.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    enough.wait(timeout)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=20)
-    return [float(x) for x in re.findall(r"average rate: ([0-9.]+)", out)]
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(5)
+    return list(found)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +123,7 @@ def launched(tmp_path_factory, tools, env, tiny_bundle):
     try:
         launch.wait_for("active:", timeout=240)
         stream = run_probe(
-            env, "stream", work / "stream", background=True, camera=CAMERA, seconds=120.0
+            env, "stream", work / "stream", background=True, camera=CAMERA, seconds=300.0
         )
         _use_the_tools(tools, env, out)
         flood = run_probe(
@@ -143,7 +162,7 @@ def _use_the_tools(tools: Ros2Tools, env: dict, out: SimpleNamespace) -> None:
         tools, env, "service", "call", "/minelisa/segment_by_instruction",
         "minelisa/srv/SegmentByInstruction", "{instruction: 'segment the exposed cable'}",
     )  # fmt: skip
-    out.hz = topic_hz(tools, env, f"/minelisa/standing/{SLUG}/mask", seconds=8.0)
+    out.hz = topic_hz(tools, env, f"/minelisa/standing/{SLUG}/mask", rates=4, timeout=40.0)
     out.clear = ros2(tools, env, "param", "set", *wait, "/minelisa", "standing_instructions", "[]")
     out.after_clear = ros2(tools, env, "param", "get", *wait, "/minelisa", "standing_instructions")
 
