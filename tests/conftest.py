@@ -29,6 +29,8 @@ INTEGRATION_MODULES = {
     "test_ros_bag",
     "test_quantization",
     "test_compile",
+    "test_following_bench",
+    "test_train_naming",
 }
 
 
