@@ -28,7 +28,18 @@ import numpy as np
 from minelisa_training.depth import mask_points
 from minelisa_training.errors import InvalidInputError
 
-from .spatial import fill_depth_fields, markers_message, points_message
+from .spatial import (
+    ERODE_PX,
+    ERODE_RANGE,
+    SYNC_TOLERANCE_RANGE,
+    SYNC_TOLERANCE_S,
+    VOXEL_M,
+    VOXEL_RANGE,
+    fill_depth_fields,
+    markers_message,
+    no_depth_note,
+    points_message,
+)
 
 if TYPE_CHECKING:
     from .depth_input import DepthFrame
@@ -56,9 +67,6 @@ bool prompt_fresh
 float32 prompt_age_s
 """
 # The node's parameters of the same names (parameters.py): their defaults and ranges.
-SYNC_TOLERANCE_S, SYNC_TOLERANCE_RANGE = 0.05, (0.0, 10.0)
-ERODE_PX, ERODE_RANGE = 3, (0, 50)
-VOXEL_M, VOXEL_RANGE = 0.02, (0.0, 1.0)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,7 +272,7 @@ class DepthSource:
         near = [j for j in (i - 1, i) if 0 <= j < len(self._depth)]
         best = min(near, key=lambda j: abs(self._depth_stamps[j] - target), default=None)
         if best is None or abs(self._depth_stamps[best] - target) > self._tolerance_ns:
-            return None, f"no depth frame within {self.tolerance_s:g} s of the colour frame"
+            return None, no_depth_note(self.tolerance_s)
         # Imported here: depth_input imports the engine (torch, seconds), which
         # `minelisa bag --help` and the option checks do not need.
         from .depth_input import depth_frame

@@ -10,6 +10,7 @@ from .alerts import ProximityAlerts
 from .depth_input import DepthFrame, DepthFrames, request_depth, subscribe
 from .parameters import DepthSettings
 from .publishing import Outputs
+from .spatial import no_depth_note
 from .standing import StandingRunner
 
 
@@ -33,7 +34,7 @@ class DepthSide:
         frames, tolerance = self.source(), self.settings.sync_tolerance
         depth = request_depth(request, frames, header, size, tolerance)
         if frames is not None and depth is None:
-            return None, f"no depth frame within {tolerance:g} s of the colour frame"
+            return None, no_depth_note(tolerance)
         return depth, ""
 
     def stats(self, depth: DepthFrame | None, mask: Any) -> DepthStats | None:

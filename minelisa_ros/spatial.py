@@ -25,6 +25,16 @@ MARKER_LIFETIME_S = 2
 POINT, VECTOR3 = "geometry_msgs/msg/Point", "geometry_msgs/msg/Vector3"
 POINT_FIELD, POINT_CLOUD = "sensor_msgs/msg/PointField", "sensor_msgs/msg/PointCloud2"
 MARKER, MARKER_ARRAY = "visualization_msgs/msg/Marker", "visualization_msgs/msg/MarkerArray"
+# Defaults and ranges of the depth settings, one definition for the node's parameters
+# (depth_sync_tolerance, depth_erode_px, points_voxel_m) and `minelisa bag`'s options.
+SYNC_TOLERANCE_S, SYNC_TOLERANCE_RANGE = 0.05, (0.0, 10.0)
+ERODE_PX, ERODE_RANGE = 3, (0, 50)
+VOXEL_M, VOXEL_RANGE = 0.02, (0.0, 1.0)
+
+
+def no_depth_note(tolerance_s: float) -> str:
+    """Why a result has no depth: no depth frame was stamped near the colour frame."""
+    return f"no depth frame within {tolerance_s:g} s of the colour frame"
 
 
 class MessageKit(Protocol):
