@@ -24,14 +24,7 @@ from minelisa_training.errors import InvalidInputError
 from minelisa_training.following import DEFAULT_CHANGE_THRESHOLD, DEFAULT_REFRESH_S
 from minelisa_training.model_options import MAX_NEW_TOKENS_RANGE, MODEL_OPTIONS, ModelOptions
 
-from .spatial import (
-    ERODE_PX,
-    ERODE_RANGE,
-    SYNC_TOLERANCE_RANGE,
-    SYNC_TOLERANCE_S,
-    VOXEL_M,
-    VOXEL_RANGE,
-)
+from . import spatial
 
 RELIABILITIES = ("best_effort", "reliable")
 STANDING = "standing_instructions"
@@ -124,24 +117,24 @@ NODE_PARAMETERS: tuple[NodeParameter, ...] = (
     ),
     NodeParameter(
         "depth_sync_tolerance",
-        SYNC_TOLERANCE_S,
+        spatial.SYNC_TOLERANCE_S,
         "Pair the colour frame with the depth frame whose stamp is nearest, if within this "
         "many seconds (else no depth for that frame). A depth frame that is due (none "
         "newer yet) is waited for up to 0.25 s.",
-        float_range=SYNC_TOLERANCE_RANGE,
+        float_range=spatial.SYNC_TOLERANCE_RANGE,
     ),
     NodeParameter(
         "depth_erode_px",
-        ERODE_PX,
+        spatial.ERODE_PX,
         "Erode the mask by this many pixels before measuring its depth (edge pixels mix "
         "object and background); 0: off.",
-        int_range=ERODE_RANGE,
+        int_range=spatial.ERODE_RANGE,
     ),
     NodeParameter(
         "points_voxel_m",
-        VOXEL_M,
+        spatial.VOXEL_M,
         "Voxel size in metres of the ~/points cloud (one point per voxel); 0: every pixel.",
-        float_range=VOXEL_RANGE,
+        float_range=spatial.VOXEL_RANGE,
     ),
     NodeParameter(
         "llm_refresh_period",
